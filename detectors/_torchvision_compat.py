@@ -1,0 +1,90 @@
+"""Make ``import torchvision`` work with the CPU-only torch wheel.
+
+The PyPI torchvision wheel is a CUDA build: with CPU torch its C extension cannot load, and torchvision's
+import then fails on ``operator torchvision::nms does not exist`` (facenet-pytorch imports it). When, and
+only when, the extension cannot load, we define ``torchvision::nms`` (and ``qnms``) with a pure-torch kernel
+before torchvision is imported, then tell torchvision its ops are present. On a machine where the extension
+loads (CUDA torch), this module does nothing.
+
+Imported once, first thing, by ``detectors/__init__.py``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import torch
+
+_library: torch.library.Library | None = None  # kept alive: dropping it unregisters the op
+
+
+def nms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """Greedy non-maximum suppression; indices of kept boxes sorted by decreasing score (torchvision's contract)."""
+    if boxes.numel() == 0:
+        return torch.empty(0, dtype=torch.long, device=boxes.device)
+    x1, y1, x2, y2 = boxes.unbind(1)
+    areas = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
+    order = scores.argsort(descending=True)
+    keep = []
+    while order.numel() > 0:
+        best = order[0]
+        keep.append(best)
+        rest = order[1:]
+        w = (torch.minimum(x2[best], x2[rest]) - torch.maximum(x1[best], x1[rest])).clamp(min=0)
+        h = (torch.minimum(y2[best], y2[rest]) - torch.maximum(y1[best], y1[rest])).clamp(min=0)
+        inter = w * h
+        iou = inter / (areas[best] + areas[rest] - inter).clamp(min=torch.finfo(boxes.dtype).tiny)
+        order = rest[iou <= iou_threshold]
+    return torch.stack(keep)
+
+
+def _qnms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    return nms_reference(boxes.dequantize(), scores.dequantize(), iou_threshold)
+
+
+def _extension_loads() -> bool:
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or spec.origin is None:
+        return True  # no torchvision at all: nothing to patch
+    folder = os.path.dirname(spec.origin)
+    candidates = [f for f in os.listdir(folder) if f.startswith("_C.") and f.endswith((".so", ".pyd"))]
+    if not candidates:
+        return False
+    try:
+        torch.ops.load_library(os.path.join(folder, candidates[0]))
+    except (OSError, RuntimeError):
+        return False
+    return True
+
+
+def _nms_defined() -> bool:
+    try:
+        torch.ops.torchvision.nms
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+def install() -> bool:
+    """Register the fallback ``torchvision::nms`` if needed. Returns True when the fallback is in use."""
+    global _library
+    if _library is not None:
+        return True
+    if _extension_loads() or _nms_defined():
+        return False
+    _library = torch.library.Library("torchvision", "DEF")
+    # torchvision's import registers fake kernels for exactly these two schemas, so both must exist.
+    for op in ("nms", "qnms"):
+        _library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    _library.impl("nms", nms_reference, "CompositeExplicitAutograd")
+    _library.impl("qnms", _qnms_reference, "CompositeExplicitAutograd")
+
+    # torchvision.ops.nms refuses to run while the extension is missing; our kernel stands in for its nms
+    # (the other C++ ops stay missing and still fail loudly if anything calls them).
+    import torchvision.extension
+
+    torchvision.extension._has_ops = lambda: True
+    return True
+
+
+install()

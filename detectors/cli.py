@@ -1,0 +1,155 @@
+"""Command line: ``python -m detectors scan|reference-band ...`` (``train``, ``evaluate`` and ``bench`` join later)."""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import random
+import sys
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from tqdm import tqdm
+
+from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+EXIT_OK, EXIT_UNREADABLE_INPUT = 0, 2
+_PROGRESS_FROM = 4  # inputs; fewer finish before a bar would tell anything
+
+
+def expand_inputs(paths: Iterable[str]) -> list[Path]:
+    """Files as given; folders recursively (sorted), keeping files whose suffix says image or video."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found.extend(
+                    Path(root) / name
+                    for name in sorted(files)
+                    if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+                )
+        else:
+            found.append(path)
+    return found
+
+
+def _csv_rows(records: Sequence[dict]) -> str:
+    detector_names = sorted({name for record in records for name in record["scores"]})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["path", "kind", "error", "faces", "verdict", "ensemble", *(f"score_{n}" for n in detector_names), "boxes", "frames"])
+    for r in records:
+        writer.writerow(
+            [
+                r["path"],
+                r["kind"] or "",
+                r["error"] or "",
+                r["faces"]["count"],
+                r["verdict"] or "",
+                "" if r["ensemble"] is None else f"{r['ensemble']:.4f}",
+                *("" if r["scores"].get(n) is None else f"{r['scores'][n]:.4f}" for n in detector_names),
+                json.dumps(r["faces"]["boxes"]),
+                json.dumps(r.get("frames", [])),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from .faces import FaceCropper
+    from .pipeline import Analyzer
+
+    inputs = expand_inputs(args.paths)
+    if not inputs:
+        print("scan: no image or video files found in the given paths", file=sys.stderr)
+        return EXIT_UNREADABLE_INPUT
+    analyzer = Analyzer(cropper=FaceCropper(device=args.device))
+    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    records, failed = [], 0
+    try:
+        for path in tqdm(inputs, desc="scan", unit="file", file=sys.stderr, disable=len(inputs) < _PROGRESS_FROM):
+            record = analyzer.scan(path, frames=args.frames)
+            failed += record["error"] is not None
+            if args.format == "jsonl":
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                out.flush()
+            else:
+                records.append(record)
+        if args.format == "csv":
+            out.write(_csv_rows(records))
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if failed:
+        print(f"scan: {failed} of {len(inputs)} inputs could not be read (see their 'error' field)", file=sys.stderr)
+    return EXIT_UNREADABLE_INPUT if failed else EXIT_OK
+
+
+def cmd_reference_band(args: argparse.Namespace) -> int:
+    from .faces import FaceCropper
+    from .media import InputError, load_image
+    from .pipeline import CROP_SIZE
+    from .spectrum import REFERENCE_PATH, ReferenceBand
+
+    files = sorted(p for p in Path(args.data).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        print(f"reference-band: no images under {args.data}", file=sys.stderr)
+        return EXIT_UNREADABLE_INPUT
+    random.Random(args.seed).shuffle(files)
+    cropper = FaceCropper()
+
+    def crops():
+        used = 0
+        for path in tqdm(files, desc="faces", unit="img", file=sys.stderr, total=len(files)):
+            if used >= args.count:
+                return
+            try:
+                image = load_image(path)
+            except InputError:
+                continue
+            faces = cropper.detect(image)
+            if faces:
+                used += 1
+                yield cropper.crop(image, faces[0], CROP_SIZE).image
+
+    band = ReferenceBand.from_crops(crops(), source=f"{Path(args.data).name}: {args.count} random real faces (seed {args.seed})")
+    band.save(Path(args.out) if args.out else REFERENCE_PATH)
+    print(f"reference band from {band.count} faces written to {args.out or REFERENCE_PATH}", file=sys.stderr)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m detectors", description="Deepfake detectors side by side.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    scan = commands.add_parser("scan", help="score images and videos (files or folders); one record per file")
+    scan.add_argument("paths", nargs="+", help="image or video files, or folders (searched recursively)")
+    scan.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    scan.add_argument("--frames", type=int, default=16, help="frames sampled evenly from each video (default 16)")
+    scan.add_argument("--output", "-o", help="write here instead of standard output")
+    scan.add_argument("--device", default="cpu", help="torch device for face detection and the detectors")
+    scan.set_defaults(run=cmd_scan)
+
+    band = commands.add_parser("reference-band", help="compute the real-face spectrum band shipped in assets/")
+    band.add_argument("--data", default="../shared/data/real/celeba", help="folder of real face images")
+    band.add_argument("--count", type=int, default=2000, help="number of faces to use")
+    band.add_argument("--seed", type=int, default=0)
+    band.add_argument("--out", help="output JSON (default assets/spectrum_reference.json)")
+    band.set_defaults(run=cmd_reference_band)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "frames", 1) < 1:
+        print("scan: --frames must be at least 1", file=sys.stderr)
+        return EXIT_UNREADABLE_INPUT
+    try:
+        return args.run(args)
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as Unix tools do
+        sys.stderr.close()
+        return EXIT_OK

@@ -1,0 +1,317 @@
+"""Reading what users upload: images with PIL, videos with PyAV, every limit checked, one error type.
+
+Everything that enters the project (app, CLI, training) goes through :func:`load_image`,
+:func:`sample_frames` or :func:`read_media`. Content decides the kind, not the file extension: a PNG named
+``.mp4`` is read as an image. Unsupported, corrupt or oversized input raises :class:`InputError`, whose
+message is meant to be shown to a person as it is.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"})
+
+
+class InputError(ValueError):
+    """Input the project cannot read; the message says why in words a person can act on."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one upload may be. Documented in the README; the app and the CLI use the same values."""
+
+    max_file_bytes: int = 512 * 2**20
+    max_image_pixels: int = 50_000_000
+    max_video_seconds: float = 20 * 60.0
+    max_sampled_frames: int = 256
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    index: int  # position among the sampled frames
+    timestamp: float  # seconds from the start of the stream
+    image: np.ndarray  # H x W x 3 uint8 RGB
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    duration: float
+    fps: float | None
+    width: int
+    height: int
+    codec: str
+
+
+MediaKind = Literal["image", "video"]
+
+
+def _describe_size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n} bytes"
+
+
+def _check_file(path: Path, limits: Limits) -> None:
+    if not path.exists():
+        raise InputError(f"{path.name}: file not found")
+    if not path.is_file():
+        raise InputError(f"{path.name}: not a regular file")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(f"{path.name}: the file is empty (0 bytes)")
+    if size > limits.max_file_bytes:
+        raise InputError(
+            f"{path.name}: the file is {_describe_size(size)}, over the limit of {_describe_size(limits.max_file_bytes)}"
+        )
+
+
+def _open_image(path: Path, limits: Limits) -> Image.Image:
+    """Open (header only) and check the declared size before any pixel is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError:
+        raise InputError(
+            f"{path.name}: the image declares far more pixels than the limit of "
+            f"{limits.max_image_pixels / 1e6:.0f} megapixels (possible decompression bomb)"
+        ) from None
+    except UnidentifiedImageError:
+        raise InputError(f"{path.name}: not a recognised image format") from None
+    except OSError as error:
+        raise InputError(f"{path.name}: cannot read the image ({error})") from None
+    width, height = image.size
+    if width * height > limits.max_image_pixels:
+        image.close()
+        raise InputError(
+            f"{path.name}: the image is {width}x{height} ({width * height / 1e6:.0f} megapixels), over the "
+            f"limit of {limits.max_image_pixels / 1e6:.0f} megapixels"
+        )
+    if width < 1 or height < 1:
+        image.close()
+        raise InputError(f"{path.name}: the image has no pixels ({width}x{height})")
+    return image
+
+
+def _high_bit_depth_to_uint8(image: Image.Image) -> np.ndarray:
+    """16-bit, 32-bit integer and float greyscale to 8 bits by range, not by clipping (PIL's convert clips)."""
+    values = np.asarray(image).astype(np.float64)
+    if image.mode.startswith("I;16") or values.max(initial=0) > 255:
+        top = 65535.0 if values.max(initial=0) <= 65535 else values.max()
+    elif image.mode == "F" and values.max(initial=0) <= 1.0:
+        top = 1.0
+    else:
+        top = 255.0
+    return np.clip(np.rint(values / top * 255.0), 0, 255).astype(np.uint8)
+
+
+def to_rgb_array(image: Image.Image) -> np.ndarray:
+    """Any PIL mode to an H x W x 3 uint8 RGB array; transparency is composited over white."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        grey = _high_bit_depth_to_uint8(image)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+
+
+def load_image(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
+    """Decode an image file to H x W x 3 uint8 RGB: first frame of animations, EXIF orientation applied."""
+    path = Path(path)
+    _check_file(path, limits)
+    image = _open_image(path, limits)
+    with image:
+        try:
+            image.seek(0)
+            image.load()
+        except (OSError, ValueError, SyntaxError, EOFError) as error:
+            raise InputError(f"{path.name}: the image is truncated or corrupt ({error})") from None
+        try:
+            image = ImageOps.exif_transpose(image)
+        except Exception:  # a broken EXIF block must not cost the picture: keep it unrotated
+            pass
+        return to_rgb_array(image)
+
+
+def _open_video(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path), mode="r", metadata_errors="ignore")
+    except av.error.FFmpegError as error:
+        raise InputError(f"{path.name}: not a readable video ({error.strerror or type(error).__name__})") from None
+
+
+def _video_stream(container: av.container.InputContainer, name: str) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise InputError(f"{name}: the file has no video stream")
+    stream = container.streams.video[0]
+    if stream.codec_context is None or stream.codec_context.width <= 0:
+        raise InputError(f"{name}: the video stream cannot be decoded")
+    return stream
+
+
+def _stream_span(container, stream, name: str, limits: Limits) -> tuple[float, float]:
+    """(start, duration) in seconds; from the header when it says, else by reading packet timestamps only."""
+    base = stream.time_base
+    start = float(stream.start_time * base) if stream.start_time is not None and base else 0.0
+    if stream.duration and base:
+        return start, float(stream.duration * base)
+    if container.duration:
+        return start, container.duration / av.time_base
+    last = None
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None:
+                last = float(packet.pts * base)
+                if last - start > limits.max_video_seconds:
+                    break
+    except av.error.FFmpegError:
+        pass
+    if last is None:
+        raise InputError(f"{name}: the video has no decodable frames")
+    container.seek(0, stream=stream)
+    return start, max(last - start, 0.0)
+
+
+def probe_video(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> VideoInfo:
+    path = Path(path)
+    _check_file(path, limits)
+    with _open_video(path) as container:
+        stream = _video_stream(container, path.name)
+        _, duration = _stream_span(container, stream, path.name, limits)
+        fps = float(stream.average_rate) if stream.average_rate else None
+        return VideoInfo(duration, fps, stream.codec_context.width, stream.codec_context.height, stream.codec_context.name)
+
+
+def _upright(frame: av.VideoFrame) -> np.ndarray:
+    """RGB array with the stream's display rotation applied (phone videos store it as side data)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = int(round(getattr(frame, "rotation", 0) or 0)) // 90 % 4
+    return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+
+
+def sample_frames(
+    path: str | os.PathLike, count: int = 16, limits: Limits = DEFAULT_LIMITS
+) -> list[VideoFrame]:
+    """``count`` frames spread evenly over the whole clip (the middle of ``count`` equal slices), with timestamps.
+
+    Frames are decoded one at a time, seeking across long gaps; only the sampled frames are kept in memory.
+    A clip with fewer frames than ``count`` yields each of its frames once.
+    """
+    path = Path(path)
+    _check_file(path, limits)
+    if count < 1:
+        raise InputError(f"the number of frames to sample must be at least 1 (got {count})")
+    if count > limits.max_sampled_frames:
+        raise InputError(f"at most {limits.max_sampled_frames} frames can be sampled (asked for {count})")
+    with _open_video(path) as container:
+        stream = _video_stream(container, path.name)
+        stream.thread_type = "AUTO"
+        start, duration = _stream_span(container, stream, path.name, limits)
+        if duration > limits.max_video_seconds:
+            raise InputError(
+                f"{path.name}: the video lasts {duration / 60:.1f} min, over the limit of "
+                f"{limits.max_video_seconds / 60:.0f} min"
+            )
+        targets = [start + duration * (i + 0.5) / count for i in range(count)]
+        return _decode_at(container, stream, targets, path.name)
+
+
+def _keyframe_times(container, stream) -> list[float]:
+    """Timestamps of the keyframes, from packet headers only (no decoding), so we know where a seek lands."""
+    times = []
+    try:
+        for packet in container.demux(stream):
+            if packet.is_keyframe and packet.pts is not None:
+                times.append(float(packet.pts * stream.time_base))
+    except av.error.FFmpegError:
+        pass  # a truncated tail: the keyframes before it still help
+    container.seek(0, stream=stream)
+    return sorted(times)
+
+
+def _decode_at(container, stream, targets: list[float], name: str) -> list[VideoFrame]:
+    """Decode forward through the clip, seeking only when the keyframe before the next target lies ahead of
+    where the decoder already is (seeking back to a keyframe we already passed would decode it twice)."""
+    keyframes = _keyframe_times(container, stream)
+    half_frame = 0.5 / float(stream.average_rate) if stream.average_rate else 0.0
+    frames: list[VideoFrame] = []
+    decoded = container.decode(stream)
+    position = -math.inf  # timestamp of the last decoded frame
+    try:
+        for target in targets:
+            landing = keyframes[bisect.bisect_right(keyframes, target) - 1] if keyframes and keyframes[0] <= target else None
+            if landing is not None and landing > position + half_frame:
+                container.seek(int(target / stream.time_base), stream=stream, backward=True)
+                decoded = container.decode(stream)
+            for frame in decoded:
+                if frame.time is None:
+                    continue
+                position = frame.time
+                if frame.time + half_frame >= target:
+                    frames.append(VideoFrame(len(frames), float(frame.time), _upright(frame)))
+                    break
+            else:
+                break  # end of stream: no later target can be reached either
+    except av.error.FFmpegError as error:
+        if not frames:
+            raise InputError(f"{name}: the video is corrupt or truncated ({error.strerror or type(error).__name__})") from None
+    if not frames:
+        raise InputError(f"{name}: no frame of the video could be decoded")
+    return frames
+
+
+def detect_kind(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> MediaKind:
+    """'image' or 'video' by content (PIL's and FFmpeg's own probing), whatever the extension says."""
+    path = Path(path)
+    _check_file(path, limits)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.open(path).close()
+        return "image"
+    except Image.DecompressionBombError:
+        return "image"  # load_image gives the specific message
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        pass
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            # FFmpeg also "opens" stills (image2, *_pipe) and text (tty): those are not videos, and an image
+            # PIL could not read is not one we can score.
+            still = container.format.name in ("image2", "tty") or container.format.name.endswith("_pipe")
+            if container.streams.video and not still and container.streams.video[0].codec_context.width > 0:
+                return "video"
+            if container.streams.audio:
+                raise InputError(f"{path.name}: an audio-only file; upload an image or a video")
+    except av.error.FFmpegError:
+        pass
+    raise InputError(f"{path.name}: neither a supported image nor a video (JPEG, PNG, WebP, BMP, GIF, TIFF, MP4, MOV, WebM, ...)")
+
+
+@dataclass(frozen=True)
+class Media:
+    kind: MediaKind
+    image: np.ndarray | None = None
+    frames: tuple[VideoFrame, ...] = ()
+
+
+def read_media(path: str | os.PathLike, frames: int = 16, limits: Limits = DEFAULT_LIMITS) -> Media:
+    """Decode any supported file: the image itself, or ``frames`` frames sampled from the video."""
+    kind = detect_kind(path, limits)
+    if kind == "image":
+        return Media("image", image=load_image(path, limits))
+    return Media("video", frames=tuple(sample_frames(path, frames, limits)))

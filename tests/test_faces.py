@@ -1,0 +1,59 @@
+import numpy as np
+from PIL import Image
+
+from detectors.faces import crop_square, square_region, whole_image_crop
+
+# Where MTCNN puts the astronaut's face (x1, y1, x2, y2); checked by eye once, kept loose.
+ASTRONAUT_FACE = (181, 62, 268, 172)
+
+
+def test_finds_the_face_in_a_real_photo(cropper, astronaut):
+    faces = cropper.detect(astronaut)
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.score > 0.99
+    assert np.abs(np.array(face.box) - ASTRONAUT_FACE).max() < 12
+    x1, y1, x2, y2 = face.box
+    assert ((face.landmarks[:, 0] > x1) & (face.landmarks[:, 0] < x2)).all()
+    assert face.landmarks[0, 0] < face.landmarks[1, 0]  # left eye left of right eye in the picture
+
+
+def test_no_face_in_a_blank_image(cropper):
+    assert cropper.detect(np.full((240, 320, 3), 127, np.uint8)) == []
+    assert cropper(np.zeros((8, 8, 3), np.uint8), 64) == []  # below MTCNN's smallest window
+
+
+def test_crops_are_square_at_the_asked_size_with_landmarks_inside(cropper, astronaut):
+    crops = cropper(astronaut, 128)
+    assert len(crops) == 1
+    crop = crops[0]
+    assert crop.image.shape == (128, 128, 3) and crop.image.dtype == np.uint8
+    x0, y0, side = crop.region
+    x1, y1, x2, y2 = crop.face.box
+    assert side == round(1.3 * max(x2 - x1, y2 - y1))
+    assert ((crop.landmarks >= 0) & (crop.landmarks < 128)).all()
+
+
+def test_large_pictures_are_searched_downscaled_and_boxes_mapped_back(cropper, astronaut):
+    big = np.asarray(Image.fromarray(astronaut).resize((1536, 1536), Image.Resampling.BICUBIC))
+    faces = cropper.detect(big)  # max_detect_side 1024: searched at 2/3 scale
+    assert len(faces) == 1
+    assert np.abs(np.array(faces[0].box) - 3 * np.array(ASTRONAUT_FACE)).max() < 40
+
+
+def test_crop_square_pads_outside_the_picture_with_black():
+    image = np.full((100, 100, 3), 200, np.uint8)
+    crop = crop_square(image, (-50, -50, 100), 100)
+    assert crop[:50, :50].max() == 0 and crop[50:, 50:].min() == 200
+
+
+def test_square_region_is_centred_with_margin():
+    x0, y0, side = square_region((10, 20, 50, 100), 1.5)
+    assert side == 120
+    assert (x0 + side / 2, y0 + side / 2) == (30, 60)
+
+
+def test_whole_image_crop_keeps_aspect_by_padding():
+    crop = whole_image_crop(np.full((50, 100, 3), 255, np.uint8), 64)
+    assert crop.face is None and crop.image.shape == (64, 64, 3)
+    assert crop.image[:10].max() < 30 and crop.image[32].min() > 200
