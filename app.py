@@ -78,6 +78,7 @@ def main() -> None:
         share=args.share,
         max_file_size=DEFAULT_LIMITS.max_file_bytes,
         footer_links=["api"],
+        show_error=True,  # failures before our handlers run (e.g. an undecodable upload) reach the user as text
     )
 
 

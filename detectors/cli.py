@@ -1,4 +1,4 @@
-"""Command line: ``python -m detectors scan|reference-band ...`` (``train``, ``evaluate`` and ``bench`` join later)."""
+"""Command line: ``python -m detectors scan|reference-band|bench ...`` (``train`` and ``evaluate`` join later)."""
 from __future__ import annotations
 
 import argparse
@@ -103,22 +103,42 @@ def cmd_reference_band(args: argparse.Namespace) -> int:
     cropper = FaceCropper()
 
     def crops():
-        used = 0
-        for path in tqdm(files, desc="faces", unit="img", file=sys.stderr, total=len(files)):
-            if used >= args.count:
-                return
+        progress = tqdm(total=args.count, desc="real faces", unit="face", file=sys.stderr)
+        for path in files:
+            if progress.n >= args.count:
+                break
             try:
                 image = load_image(path)
             except InputError:
                 continue
             faces = cropper.detect(image)
             if faces:
-                used += 1
+                progress.update()
                 yield cropper.crop(image, faces[0], CROP_SIZE).image
+        progress.close()
 
     band = ReferenceBand.from_crops(crops(), source=f"{Path(args.data).name}: {args.count} random real faces (seed {args.seed})")
     band.save(Path(args.out) if args.out else REFERENCE_PATH)
     print(f"reference band from {band.count} faces written to {args.out or REFERENCE_PATH}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import bench
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("bench: --device cuda asked for, but no CUDA device is available", file=sys.stderr)
+        return EXIT_UNREADABLE_INPUT
+    reference = bench.resnet50_reference(device)
+    timings = bench.model_latency(device, variants=args.variants, batches=args.batches, repeats=args.repeats)
+    result = bench.report(reference, timings, device)
+    print(f"device: {result['machine']}\n")
+    print(bench.markdown_table(reference, timings))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return EXIT_OK
 
 
@@ -140,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     band.add_argument("--seed", type=int, default=0)
     band.add_argument("--out", help="output JSON (default assets/spectrum_reference.json)")
     band.set_defaults(run=cmd_reference_band)
+    bench = commands.add_parser("bench", help="time the detectors (median and p95) against a ResNet-50 reference")
+    bench.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    bench.add_argument("--variants", nargs="+", default=["small", "paper"], choices=("small", "paper"))
+    bench.add_argument("--batches", nargs="+", type=int, default=[1, 16])
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--json", help="also write the figures to this JSON file")
+    bench.set_defaults(run=cmd_bench)
     return parser
 
 

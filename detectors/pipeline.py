@@ -14,8 +14,7 @@ import numpy as np
 
 from .faces import FaceCrop, FaceCropper, whole_image_crop
 from .media import DEFAULT_LIMITS, InputError, Limits, detect_kind, load_image, sample_frames
-
-CROP_SIZE = 256  # every face is cropped once at this size; each detector resizes it to its own input
+from .preprocess import CROP_SIZE
 Verdict = Literal["fake", "real", "uncertain", "no-face"]
 
 

@@ -1,0 +1,132 @@
+"""Which checkpoints the app and the CLI load, from where, onto which device; loaded lazily and once.
+
+Default: the checkpoints shipped in ``assets/checkpoints/<name>``. To use Hub repos instead, set
+``DEEPFAKE_CHECKPOINTS`` to comma-separated ``name=source`` pairs, a source being a folder or
+``user/repo@<revision>`` (pin the revision: an unpinned repo can change under you), e.g.
+``DEEPFAKE_CHECKPOINTS="specxnet=me/specxnet-small@3f2a...,sficonv=/data/my-sficonv"``. A source that cannot
+be loaded (no network and not cached, missing, corrupt) falls back to the shipped checkpoint, with a message
+saying so; a detector with no usable checkpoint at all is reported unavailable and the others still load.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import checkpoints
+from .checkpoints import CheckpointConfig, CheckpointError
+from .preprocess import crops_to_tensor, model_input
+
+DETECTORS = ("specxnet", "sficonv", "resynthesis", "mdcsd")
+DISPLAY_NAMES = {"specxnet": "SpecXNet", "sficonv": "SFIConv", "resynthesis": "Re-synthesis", "mdcsd": "MD-CSDNetwork"}
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
+SOURCES_VARIABLE = "DEEPFAKE_CHECKPOINTS"
+# FFTs (SpecXNet) and log|DCT| (MD-CSD) lose too much in float16; the other two are plain convolutions.
+HALF_PRECISION_SAFE = frozenset({"sficonv", "resynthesis"})
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def gpu_entry(function: Callable) -> Callable:
+    """``spaces.GPU`` on Hugging Face ZeroGPU Spaces (where the package exists); unchanged everywhere else."""
+    try:
+        import spaces
+    except ImportError:
+        return function
+    return spaces.GPU(function)
+
+
+@dataclass
+class LoadedDetector:
+    """A checkpoint ready to score face crops: the pipeline's ``ScoringDetector``."""
+
+    name: str
+    model: torch.nn.Module
+    config: CheckpointConfig
+    source: str
+    device: torch.device
+    half: bool = False
+
+    @property
+    def display_name(self) -> str:
+        return DISPLAY_NAMES.get(self.name, self.name)
+
+    @torch.inference_mode()
+    def logits(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        x = model_input(crops_to_tensor(crops).to(self.device), self.model.config)
+        if self.half:
+            x = x.half()
+        return self.model(x).float().cpu().numpy()
+
+    def probabilities(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logits(crops)))
+
+    def verdict(self, probability: float) -> str:
+        return self.config.thresholds.verdict(probability)
+
+
+def configured_sources(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """name -> source: the shipped folder unless ``DEEPFAKE_CHECKPOINTS`` names another."""
+    environ = os.environ if environ is None else environ
+    sources = {name: str(ASSETS / name) for name in DETECTORS}
+    for item in filter(None, (part.strip() for part in environ.get(SOURCES_VARIABLE, "").split(","))):
+        name, _, source = item.partition("=")
+        if name.strip() not in sources or not source.strip():
+            raise ValueError(f"{SOURCES_VARIABLE}: expected name=source with name in {', '.join(DETECTORS)}, got {item!r}")
+        sources[name.strip()] = source.strip()
+    return sources
+
+
+def load_detector(name: str, source: str, device: torch.device) -> LoadedDetector:
+    checkpoint = checkpoints.load(source, device=device)
+    half = device.type == "cuda" and name in HALF_PRECISION_SAFE
+    model = checkpoint.model.half() if half else checkpoint.model
+    return LoadedDetector(name, model, checkpoint.config, checkpoint.source, device, half)
+
+
+@dataclass
+class LoadResult:
+    detectors: list[LoadedDetector]
+    messages: list[str]  # fallbacks and failures, worded for a person
+
+    @property
+    def unavailable(self) -> list[str]:
+        loaded = {d.name for d in self.detectors}
+        return [name for name in DETECTORS if name not in loaded]
+
+
+def load_all(sources: dict[str, str] | None = None, device: torch.device | None = None) -> LoadResult:
+    """Every configured detector that can be loaded; what could not is explained in ``messages``."""
+    sources = configured_sources() if sources is None else sources
+    device = device or default_device()
+    loaded, messages = [], []
+    for name in DETECTORS:
+        if name not in sources:
+            continue
+        shipped = str(ASSETS / name)
+        try:
+            loaded.append(load_detector(name, sources[name], device))
+            continue
+        except CheckpointError as error:
+            if sources[name] == shipped:
+                messages.append(f"{DISPLAY_NAMES[name]} unavailable: {error}")
+                continue
+            messages.append(f"{DISPLAY_NAMES[name]}: {error}; using the shipped checkpoint instead")
+        try:
+            loaded.append(load_detector(name, shipped, device))
+        except CheckpointError as error:
+            messages.append(f"{DISPLAY_NAMES[name]} unavailable: {error}")
+    return LoadResult(loaded, messages)
+
+
+@functools.lru_cache(maxsize=1)
+def shared() -> LoadResult:
+    """The process-wide detectors, loaded on first use."""
+    return load_all()
