@@ -1,4 +1,4 @@
-"""Command line: ``python -m detectors scan|reference-band|bench ...`` (``train`` and ``evaluate`` join later)."""
+"""Command line: ``python -m detectors scan|train|evaluate|calibrate|export-heldout|bench|reference-band``."""
 from __future__ import annotations
 
 import argparse
@@ -142,6 +142,113 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+DEFAULT_DATA = "../shared/data"
+DEFAULT_CACHE = "cache/faces"
+
+
+def _cache_limits(args: argparse.Namespace) -> dict[str, int]:
+    return {"celeba": args.max_celeba} if args.max_celeba else {}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training.data import build_cache
+    from .training.trainer import train
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        build_cache(args.data, args.cache, _cache_limits(args), seed=args.seed, workers=args.cache_workers)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import time
+
+        while not (Path(args.cache) / "manifest.json").exists():  # rank 0 is building it
+            time.sleep(2)
+    overrides = json.loads(args.overrides) if args.overrides else None
+    best = train(args.detector, args.variant, Path(args.cache), Path(args.out), seed=args.seed, device=args.device,
+                 steps=args.steps, workers=args.workers, val_sbi_count=args.val_sbi, overrides=overrides,
+                 batch_size=args.batch_size)
+    if int(os.environ.get("RANK", "0")) == 0:
+        from .training.model_card import write_model_card
+
+        write_model_card(best, args)
+        print(f"best checkpoint: {best}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_export_heldout(args: argparse.Namespace) -> int:
+    from .training.data import build_cache, load_all
+    from .training.heldout import export
+
+    build_cache(args.data, args.cache, _cache_limits(args), seed=args.seed, workers=args.cache_workers)
+    folders = export(load_all(args.cache), args.data, args.out, split=args.split)
+    for name, folder in folders.items():
+        print(f"{name}: {folder}")
+    return EXIT_OK
+
+
+def _scorers(names: Sequence[str], device: str):
+    """Loaded detectors for checkpoint folders or shipped names; 'all' = the four shipped ones + the ensemble."""
+    import torch
+
+    from . import registry
+    from .checkpoints import CheckpointError
+
+    wanted = list(registry.DETECTORS) + ["ensemble"] if names == ["all"] else list(names)
+    loaded = []
+    for name in wanted:
+        if name == "ensemble":
+            continue
+        source = str(registry.ASSETS / name) if name in registry.DETECTORS else name
+        try:
+            detector = registry.load_detector(name if name in registry.DETECTORS else Path(name).name, source, torch.device(device))
+        except CheckpointError as error:
+            print(f"evaluate: {error}", file=sys.stderr)
+            continue
+        loaded.append(detector)
+    if "ensemble" in wanted:
+        ensemble = registry.load_ensemble(loaded)
+        if ensemble is not None:
+            loaded.append(ensemble)
+    return loaded
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import roc, score_folder, summarise
+    from .media import InputError
+
+    scorers = _scorers(args.checkpoint, args.device)
+    if not scorers:
+        print("evaluate: no checkpoint could be loaded", file=sys.stderr)
+        return EXIT_UNREADABLE_INPUT
+    try:
+        scored = score_folder(args.data, scorers, frames=args.frames)
+    except InputError as error:
+        print(f"evaluate: {error}", file=sys.stderr)
+        return EXIT_UNREADABLE_INPUT
+    result = {"data": str(args.data), **summarise(scored, {s.name: s.threshold for s in scorers})}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    if args.roc:
+        roc(scored, f"ROC: {Path(args.data).name}").write_html(args.roc, include_plotlyjs="cdn")
+    return EXIT_OK
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .training.calibrate import fit_and_save_ensemble
+
+    path = fit_and_save_ensemble(args.data, args.cache, _cache_limits(args), args.device)
+    print(f"ensemble rule written to {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=DEFAULT_DATA, help="the shared data folder (see ../shared/data/README.md)")
+    parser.add_argument("--cache", default=DEFAULT_CACHE, help="where face crops are cached (never committed)")
+    parser.add_argument("--max-celeba", type=int, default=12000, help="CelebA images to use (0 = all)")
+    parser.add_argument("--cache-workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m detectors", description="Deepfake detectors side by side.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +267,39 @@ def build_parser() -> argparse.ArgumentParser:
     band.add_argument("--seed", type=int, default=0)
     band.add_argument("--out", help="output JSON (default assets/spectrum_reference.json)")
     band.set_defaults(run=cmd_reference_band)
+    train = commands.add_parser("train", help="train a detector on ../shared/data (face cache built on first use)")
+    train.add_argument("--detector", required=True, choices=("specxnet", "sficonv", "resynthesis", "mdcsd"))
+    train.add_argument("--variant", default="small", choices=("small", "paper"))
+    train.add_argument("--out", required=True, help="run folder: resumable state and the best checkpoint (out/best)")
+    _data_arguments(train)
+    train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    train.add_argument("--steps", type=int, help="override the recipe's number of steps (smoke runs)")
+    train.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    train.add_argument("--workers", type=int, default=1, help="data loader processes")
+    train.add_argument("--val-sbi", type=int, default=400, help="CelebA validation faces for the self-blended set")
+    train.add_argument("--overrides", help="JSON object of architecture overrides, e.g. '{\"input_size\": 96}'")
+    train.set_defaults(run=cmd_train)
+
+    export = commands.add_parser("export-heldout", help="write the held-out test sets as real/ and fake/ folders")
+    _data_arguments(export)
+    export.add_argument("--split", default="test", choices=("val", "test"))
+    export.add_argument("--out", default="cache/heldout")
+    export.set_defaults(run=cmd_export_heldout)
+
+    evaluate = commands.add_parser("evaluate", help="AUC, AP, EER, accuracy, TPR at 1 %% / 5 %% FPR on real/ and fake/ folders")
+    evaluate.add_argument("--checkpoint", nargs="+", default=["all"], help="checkpoint folders or shipped names (specxnet ... ensemble); 'all' by default")
+    evaluate.add_argument("--data", required=True, help="folder with real/ and fake/ sub-folders")
+    evaluate.add_argument("--frames", type=int, default=16, help="frames sampled per video")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--json", help="write the metrics here too")
+    evaluate.add_argument("--roc", help="write a plotly ROC figure (HTML) here")
+    evaluate.set_defaults(run=cmd_evaluate)
+
+    calibrate = commands.add_parser("calibrate", help="fit the ensemble rule on validation data (assets/checkpoints/ensemble.json)")
+    _data_arguments(calibrate)
+    calibrate.add_argument("--device", default="cpu")
+    calibrate.set_defaults(run=cmd_calibrate)
+
     bench = commands.add_parser("bench", help="time the detectors (median and p95) against a ResNet-50 reference")
     bench.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     bench.add_argument("--variants", nargs="+", default=["small", "paper"], choices=("small", "paper"))

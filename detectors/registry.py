@@ -10,6 +10,7 @@ saying so; a detector with no usable checkpoint at all is reported unavailable a
 from __future__ import annotations
 
 import functools
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +20,15 @@ import numpy as np
 import torch
 
 from . import checkpoints
-from .checkpoints import CheckpointConfig, CheckpointError
+from .calibration import EnsembleRule
+from .checkpoints import CheckpointConfig, CheckpointError, Thresholds
 from .preprocess import crops_to_tensor, model_input
 
 DETECTORS = ("specxnet", "sficonv", "resynthesis", "mdcsd")
 DISPLAY_NAMES = {"specxnet": "SpecXNet", "sficonv": "SFIConv", "resynthesis": "Re-synthesis", "mdcsd": "MD-CSDNetwork"}
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
 SOURCES_VARIABLE = "DEEPFAKE_CHECKPOINTS"
+ENSEMBLE_FILE = "ensemble.json"
 # FFTs (SpecXNet) and log|DCT| (MD-CSD) lose too much in float16; the other two are plain convolutions.
 HALF_PRECISION_SAFE = frozenset({"sficonv", "resynthesis"})
 
@@ -70,6 +73,46 @@ class LoadedDetector:
 
     def verdict(self, probability: float) -> str:
         return self.config.thresholds.verdict(probability)
+
+    @property
+    def threshold(self) -> float:
+        return self.config.thresholds.decision
+
+
+@dataclass
+class EnsembleScorer:
+    """The fitted ensemble rule over loaded detectors, scoring crops like one more detector."""
+
+    rule: EnsembleRule
+    members: list[LoadedDetector]
+    name: str = "ensemble"
+
+    def probability(self, logits: dict[str, float | None]) -> float | None:
+        return self.rule.probability(logits)
+
+    def logits(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        by_name = {d.name: d.logits(crops) for d in self.members}
+        columns = [by_name.get(name, np.full(len(crops), np.nan)) for name in self.rule.names]
+        p = np.clip(self.rule.probabilities(np.stack(columns, axis=1)), 1e-7, 1 - 1e-7)
+        return np.log(p / (1 - p))
+
+    def verdict(self, probability: float) -> str:
+        c = self.rule.calibration
+        return Thresholds(c.decision, c.uncertain_low, c.uncertain_high).verdict(probability)
+
+    @property
+    def threshold(self) -> float:
+        return self.rule.calibration.decision
+
+
+def load_ensemble(members: Sequence[LoadedDetector], path: Path | None = None) -> EnsembleScorer | None:
+    """The ensemble rule shipped beside the checkpoints, or None when it has not been fitted yet."""
+    path = path or ASSETS / ENSEMBLE_FILE
+    try:
+        rule = EnsembleRule.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError):
+        return None
+    return EnsembleScorer(rule, list(members))
 
 
 def configured_sources(environ: dict[str, str] | None = None) -> dict[str, str]:

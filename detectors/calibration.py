@@ -1,0 +1,186 @@
+"""Turning scores into verdicts: a decision threshold with an "uncertain" band, and a logistic-regression ensemble.
+
+Both are fitted on validation data (label 1 = fake, 0 = real; higher score = more fake). A score ``p`` reads as
+fake when ``p >= decision``; inside ``[uncertain_low, uncertain_high)`` the verdict is "uncertain" instead, which
+is how ``checkpoints.Thresholds.verdict`` reads the same three numbers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import expit
+from sklearn.linear_model import LogisticRegression
+
+from detectors.metrics import equal_error_rate, validate_inputs
+
+
+@dataclass
+class Calibration:
+    """Three thresholds on one detector's (or the ensemble's) score.
+
+    decision: the equal-error-rate threshold on the validation data (false positives and false negatives
+        balanced); ``p >= decision`` means fake.
+    uncertain_low, uncertain_high: the band ``[uncertain_low, uncertain_high)`` around ``decision`` where the
+        verdict is not reliable. At or above ``uncertain_high`` the validation precision of "fake" reached the
+        target; below ``uncertain_low`` the validation negative predictive value ("real" is right) reached it.
+    method: how the numbers were obtained, for the record.
+    """
+
+    decision: float
+    uncertain_low: float
+    uncertain_high: float
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Calibration":
+        return cls(
+            decision=float(data["decision"]),
+            uncertain_low=float(data["uncertain_low"]),
+            uncertain_high=float(data["uncertain_high"]),
+            method=str(data.get("method", "")),
+        )
+
+
+def _precision_at_or_above(y: np.ndarray, s: np.ndarray, t: float) -> float:
+    """Fraction of fakes among the samples with score >= t (NaN when there are none)."""
+    chosen = s >= t
+    return float(y[chosen].mean()) if chosen.any() else math.nan
+
+
+def _npv_below(y: np.ndarray, s: np.ndarray, t: float) -> float:
+    """Fraction of reals among the samples with score < t (NaN when there are none)."""
+    chosen = s < t
+    return float(1.0 - y[chosen].mean()) if chosen.any() else math.nan
+
+
+def _upper_edge(y: np.ndarray, s: np.ndarray, decision: float, target: float) -> float:
+    # Precision over {s >= t} only changes when t passes a score, so the decision and the distinct scores
+    # above it are the only candidates; precision is not monotone in t, hence the scan.
+    for t in np.concatenate(([decision], np.unique(s[s > decision]))):
+        if _precision_at_or_above(y, s, t) >= target:
+            return float(t)
+    return float(s.max())
+
+
+def _lower_edge(y: np.ndarray, s: np.ndarray, decision: float, target: float) -> float:
+    # {s < t} changes only when t passes a score: candidates are the decision and the scores below it.
+    for t in np.concatenate(([decision], np.unique(s[s < decision])[::-1])):
+        if _npv_below(y, s, t) >= target:
+            return float(t)
+    return float(s.min())
+
+
+def fit_thresholds(labels: np.ndarray, probabilities: np.ndarray, target_precision: float = 0.9) -> Calibration:
+    """Calibrate a detector on validation data.
+
+    decision: the threshold at the equal-error-rate point (FPR == FNR, balanced errors; see
+        :func:`detectors.metrics.equal_error_rate`).
+    uncertain_high: the smallest t >= decision with precision of "fake" among scores >= t at least
+        ``target_precision``; the highest score when no such t exists.
+    uncertain_low: the largest t <= decision with negative predictive value among scores < t at least
+        ``target_precision``; the lowest score when no such t exists.
+    So uncertain_low <= decision <= uncertain_high, and the band is empty when the decision itself already meets
+    the target on both sides. Works on logits as well as probabilities. ValueError without both classes.
+    """
+    y, s = validate_inputs(labels, probabilities)
+    if y.min() == y.max():
+        raise ValueError("calibration needs both real (0) and fake (1) samples")
+    _, decision = equal_error_rate(y, s)
+    return Calibration(
+        decision=float(decision),
+        uncertain_low=_lower_edge(y, s, decision, target_precision),
+        uncertain_high=_upper_edge(y, s, decision, target_precision),
+        method=f"decision at EER; band edges where precision / NPV >= {target_precision:g} on validation data",
+    )
+
+
+@dataclass
+class EnsembleRule:
+    """Logistic regression over the detectors' logits: p(fake) = sigmoid(intercept + sum_i coefficients[i] * x_i).
+
+    names: the detectors, in the order of ``coefficients`` and ``means``.
+    coefficients, intercept: the fitted weights (per logit unit) and bias.
+    calibration: thresholds fitted on the ensemble's own validation probabilities.
+    means: each detector's mean validation logit; it stands in for a detector that gave no score, so the rule
+        still answers with part of the detectors.
+    """
+
+    names: list[str]
+    coefficients: list[float]
+    intercept: float
+    calibration: Calibration
+    means: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "names": list(self.names),
+            "coefficients": [float(c) for c in self.coefficients],
+            "intercept": float(self.intercept),
+            "means": [float(m) for m in self.means],
+            "calibration": self.calibration.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EnsembleRule":
+        return cls(
+            names=[str(n) for n in data["names"]],
+            coefficients=[float(c) for c in data["coefficients"]],
+            intercept=float(data["intercept"]),
+            calibration=Calibration.from_dict(data["calibration"]),
+            means=[float(m) for m in data["means"]],
+        )
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Probability of fake per row of an N x D logit matrix (columns in ``names`` order; NaN = missing)."""
+        x = np.asarray(logits, dtype=np.float64).reshape(-1, len(self.names))
+        x = np.where(np.isfinite(x), x, np.asarray(self.means))
+        return expit(self.intercept + x @ np.asarray(self.coefficients))
+
+    def probability(self, logits: dict[str, float | None]) -> float | None:
+        """Probability of fake from whichever detectors answered; None when none of ``names`` did.
+
+        A detector absent from ``logits``, or given as None / NaN, counts as its mean validation logit.
+        Names the rule does not know are ignored.
+        """
+        row = [logits.get(name) for name in self.names]
+        row = [math.nan if v is None or not math.isfinite(v) else float(v) for v in row]
+        if all(math.isnan(v) for v in row):
+            return None
+        return float(self.probabilities(np.array([row]))[0])
+
+
+def fit_ensemble(names: list[str], logits: np.ndarray, labels: np.ndarray) -> EnsembleRule:
+    """Fit the ensemble on validation logits (N x D, columns in ``names`` order) and calibrate it.
+
+    sklearn ``LogisticRegression(C=1.0)`` on the raw logits; NaN entries (a detector that gave no score) are
+    replaced by that column's mean, exactly as :meth:`EnsembleRule.probability` does at inference. The
+    calibration is :func:`fit_thresholds` on the fitted rule's own probabilities for the same data.
+    """
+    x = np.asarray(logits, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != len(names):
+        raise ValueError(f"logits must be N x {len(names)} (one column per name), got shape {x.shape}")
+    y, _ = validate_inputs(labels, np.zeros(len(np.asarray(labels).ravel())))
+    if y.size != x.shape[0]:
+        raise ValueError(f"labels ({y.size}) and logit rows ({x.shape[0]}) differ in number")
+    if y.min() == y.max():
+        raise ValueError("the ensemble needs both real (0) and fake (1) samples")
+    finite = np.isfinite(x)
+    if not finite.any(axis=0).all():
+        raise ValueError("every detector needs at least one finite logit")
+    means = np.array([x[finite[:, j], j].mean() for j in range(x.shape[1])])
+    model = LogisticRegression(C=1.0).fit(np.where(finite, x, means), y)
+    rule = EnsembleRule(
+        names=list(names),
+        coefficients=[float(c) for c in model.coef_[0]],
+        intercept=float(model.intercept_[0]),
+        calibration=Calibration(math.nan, math.nan, math.nan, ""),  # replaced just below
+        means=[float(m) for m in means],
+    )
+    rule.calibration = fit_thresholds(y, rule.probabilities(x))
+    return rule

@@ -1,0 +1,1 @@
+"""Training-data generation for the detectors: fakes made from real faces."""

@@ -1,0 +1,88 @@
+"""The model card written next to each trained checkpoint (``README.md`` in the checkpoint folder)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .. import models
+from ..checkpoints import CONFIG_FILE
+
+PAPERS = {
+    "specxnet": ("SpecXNet", "Alam, Islam, Woo. SpecXNet: A Dual-Domain Convolutional Network for Robust Deepfake Detection. ACM MM 2025"),
+    "sficonv": ("SFIConv", "Guo et al. Space-Frequency Interactive Convolution for Deepfake Detection. IEEE TIFS 19, 2024"),
+    "resynthesis": ("Re-synthesis", "He, Yu, Keuper, Fritz. Beyond the Spectrum: Detecting Deepfakes via Re-synthesis. IJCAI 2021"),
+    "mdcsd": ("MD-CSDNetwork", "Agarwal et al. MD-CSDNetwork: Multi-Domain Cross Stitched Network for Deepfake Detection. IEEE FG 2021"),
+}
+
+LIMITS = """- Trained by this project from scratch (no public weights exist or are reachable) on small data: tens of
+  thousands of face crops, one GAN (StyleGAN v1) and self-blended fakes made from real faces. Expect it to
+  miss manipulations unlike those (diffusion faces, expression re-enactment, full-frame synthesis) and to be
+  less accurate than the paper's own, larger models.
+- Scores faces found by MTCNN; a face that is small, profile or occluded gives weaker evidence.
+- The thresholds are fitted on our validation data; on other sources the ranking (AUC) transfers better than
+  any fixed threshold, which is why the app shows an "uncertain" band.
+- Never use a single detector's verdict as proof."""
+
+
+def _metrics_table(validation: dict) -> str:
+    rows = ["| validation set | AUC | AP | EER | accuracy at threshold | TPR @ 1 % FPR | TPR @ 5 % FPR |", "|---|---|---|---|---|---|---|"]
+    for name, m in validation.items():
+        rows.append(f"| {name} | {m['auc']:.4f} | {m['ap']:.4f} | {m['eer']:.4f} | {m['accuracy']:.4f} | {m['tpr_at_fpr_1pct']:.4f} | {m['tpr_at_fpr_5pct']:.4f} |")
+    return "\n".join(rows)
+
+
+def write_model_card(folder: Path, args) -> Path:
+    config = json.loads((Path(folder) / CONFIG_FILE).read_text())
+    name = config["architecture"]
+    title, paper = PAPERS[name]
+    training = config["training"]
+    thresholds = config["thresholds"]
+    parameters = sum(p.numel() for p in models.create(name, config["variant"], **config["overrides"]).parameters())
+    minutes = training["seconds"] / 60
+    card = f"""---
+license: other
+license_name: research-only
+tags: [deepfake-detection, image-classification, pytorch, safetensors]
+---
+# {title} ({config['variant']}), trained by this project
+
+Architecture: {paper}; our re-implementation in `detectors/models/{name}.py` (deviations from the authors'
+code are listed in its docstring). Variant `{config['variant']}`: {parameters / 1e6:.2f} M parameters, input
+{config['input_size']} px, normalisation mean {config['normalisation']['mean']}, std {config['normalisation']['std']}.
+Output: one logit, `sigmoid(logit)` = probability that the face is fake (label 1 = fake).
+
+## Data
+Face crops from facenet-pytorch MTCNN (most confident face, square box x{config['crop']['margin']}, {config['crop']['size']} px,
+then resized to the input size), from `../shared/data`: CelebA reals, FFHQ reals, StyleGAN (v1) fakes, and
+self-blended fakes synthesised on the fly from the real crops (a 5-landmark face mask, colour and resampling
+mismatch; Shiohara & Yamasaki, CVPR 2022). Splits are by a seeded hash of the file name; faces per split:
+`{json.dumps(training['faces'])}`. Shared augmentation on both classes: flips, re-framing, resolution changes,
+colour, blur, JPEG quality 40-100.
+
+## Recipe
+`{json.dumps(training['recipe'])}` (AdamW, warm-up + cosine, binary cross-entropy; seed {training['seed']}).
+This is our recipe for short CPU training, not the paper's (see `detectors/training/trainer.py`).
+
+Reproduce:
+```bash
+python -m detectors train --detector {name} --variant {config['variant']} --seed {training['seed']} --max-celeba {args.max_celeba} --out runs/{name}-{config['variant']}
+```
+Training time: {minutes:.1f} min of training steps on {training['hardware']} ({training['device']}, world size {training['world_size']}),
+face caching excluded.
+
+## Validation (best checkpoint: step {training['steps_done']} of {training['recipe']['steps']})
+{_metrics_table(config['metrics']['validation'])}
+
+Decision threshold {thresholds['decision']:.4f} (equal error rate on validation); "uncertain" between
+{thresholds['uncertain_low']:.4f} and {thresholds['uncertain_high']:.4f} (outside it, validation precision >= 90 %).
+
+## Limits
+{LIMITS}
+
+## Licence
+The weights are derived from CelebA, FFHQ (CC BY-NC-SA 4.0) and StyleGAN-generated faces: non-commercial research
+use only.
+"""
+    path = Path(folder) / "README.md"
+    path.write_text(card)
+    return path

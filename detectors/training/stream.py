@@ -1,0 +1,72 @@
+"""What the trainer sees: an endless, seeded stream of augmented 256 px crops with labels (1 = fake).
+
+Fakes are StyleGAN faces (cached) and self-blended images made on the fly from the real crops; reals are
+CelebA and FFHQ. FFHQ reals and StyleGAN fakes share framing and encoding, and the self-blended fakes are
+made from the same reals they are contrasted with, so neither source nor framing tells the label.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from .augment import augment
+from .data import FaceSet
+from .sbi import self_blend
+
+# Share of each kind of sample in the stream; half real, half fake.
+DEFAULT_MIX = {"celeba": 0.3, "ffhq": 0.2, "sbi": 0.25, "stylegan": 0.25}
+SBI_SOURCES = {"celeba": 0.7, "ffhq": 0.3}
+
+
+@dataclass(frozen=True)
+class Sample:
+    crop: np.ndarray
+    label: int
+
+
+def _pick(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    names = list(weights)
+    p = np.array([weights[n] for n in names], dtype=float)
+    return names[rng.choice(len(names), p=p / p.sum())]
+
+
+class FaceStream(IterableDataset):
+    """Endless samples from the ``split`` of the cached face sets; ``reals_only`` for super-resolution training."""
+
+    def __init__(self, sets: dict[str, FaceSet], split: str = "train", seed: int = 0, mix: dict[str, float] | None = None,
+                 reals_only: bool = False, rank: int = 0, augmented: bool = True) -> None:
+        self.sets = sets
+        self.indices = {name: s.indices(split) for name, s in sets.items()}
+        empty = [name for name, idx in self.indices.items() if len(idx) == 0]
+        if empty:
+            raise ValueError(f"no {split} faces cached for: {', '.join(empty)}")
+        self.mix = {k: v for k, v in (mix or DEFAULT_MIX).items() if not reals_only or k in SBI_SOURCES}
+        self.seed, self.rank, self.augmented = seed, rank, augmented
+
+    def _real(self, rng: np.random.Generator, source: str) -> tuple[np.ndarray, np.ndarray]:
+        i = rng.choice(self.indices[source])
+        face_set = self.sets[source]
+        return np.asarray(face_set.crops[i]), face_set.landmarks[i]
+
+    def sample(self, rng: np.random.Generator) -> Sample:
+        kind = _pick(rng, self.mix)
+        if kind == "sbi":
+            crop, landmarks = self._real(rng, _pick(rng, SBI_SOURCES))
+            crop, label = self_blend(crop, landmarks, rng)[0], 1
+        else:
+            crop, _ = self._real(rng, kind)
+            label = self.sets[kind].source.label
+        return Sample(augment(crop, rng) if self.augmented else crop, label)
+
+    def __iter__(self):
+        worker = get_worker_info()
+        worker_id = worker.id if worker is not None else 0
+        if worker is not None:
+            torch.set_num_threads(1)  # the loader's work is numpy/PIL; leave the cores to the model
+        rng = np.random.default_rng([self.seed, self.rank, worker_id])
+        while True:
+            sample = self.sample(rng)
+            yield torch.from_numpy(np.array(sample.crop, copy=True)), sample.label  # cache crops are read-only maps

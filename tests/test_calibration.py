@@ -1,0 +1,131 @@
+"""detectors.calibration: thresholds with an uncertain band, and the logistic-regression ensemble."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from detectors.calibration import Calibration, EnsembleRule, fit_ensemble, fit_thresholds
+from detectors.metrics import binary_metrics
+
+# Ranked: .9F .8F .7R .6F .5R .3F .2R .1R (EER 0.25 exactly at 0.6)
+HAND_LABELS = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+HAND_SCORES = np.array([0.9, 0.8, 0.6, 0.3, 0.7, 0.5, 0.2, 0.1])
+
+
+def _gaussians(n: int = 2000, separation: float = 2.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([0, 1], n)
+    logits = np.concatenate([rng.normal(-separation / 2, 1.0, n), rng.normal(separation / 2, 1.0, n)])
+    return labels, 1.0 / (1.0 + np.exp(-logits))
+
+
+def test_hand_computed_thresholds():
+    c = fit_thresholds(HAND_LABELS, HAND_SCORES, target_precision=0.9)
+    assert c.decision == pytest.approx(0.6)
+    # >= .6: 3/4 fake; >= .7: 2/3; >= .8: 2/2 -> first t reaching 0.9 is .8
+    assert c.uncertain_high == pytest.approx(0.8)
+    # < .6: 3/4 real; < .5: 2/3; < .3: 2/2 -> largest t reaching 0.9 is .3
+    assert c.uncertain_low == pytest.approx(0.3)
+
+
+def test_band_contains_decision_and_meets_target_on_fitted_data():
+    labels, p = _gaussians()
+    for target in (0.8, 0.9, 0.95):
+        c = fit_thresholds(labels, p, target_precision=target)
+        assert c.uncertain_low <= c.decision <= c.uncertain_high
+        # EER here is 1 - Phi(1) ~ 0.16, so precision at the decision is ~0.84: only a stricter target needs a band
+        assert (c.uncertain_low < c.uncertain_high) == (target > 0.85)
+        assert labels[p >= c.uncertain_high].mean() >= target  # precision of "fake" above the band
+        assert 1.0 - labels[p < c.uncertain_low].mean() >= target  # NPV below the band
+    # the decision balances the errors
+    fpr = np.mean(p[labels == 0] >= c.decision)
+    fnr = np.mean(p[labels == 1] < c.decision)
+    assert fpr == pytest.approx(fnr, abs=0.01)
+
+
+def test_higher_target_widens_band():
+    labels, p = _gaussians()
+    loose, strict = fit_thresholds(labels, p, 0.8), fit_thresholds(labels, p, 0.97)
+    assert strict.uncertain_high >= loose.uncertain_high and strict.uncertain_low <= loose.uncertain_low
+
+
+def test_unreachable_target_falls_back_to_extremes():
+    # the top and bottom scores belong to the wrong class, so precision / NPV 1.0 is never reached
+    labels = np.array([0, 1, 1, 0, 0, 1])
+    p = np.array([0.95, 0.8, 0.7, 0.3, 0.2, 0.05])
+    c = fit_thresholds(labels, p, target_precision=1.0)
+    assert c.uncertain_high == pytest.approx(0.95)
+    assert c.uncertain_low == pytest.approx(0.05)
+
+
+def test_thresholds_need_both_classes():
+    with pytest.raises(ValueError, match="both"):
+        fit_thresholds(np.zeros(5), np.linspace(0, 1, 5))
+
+
+def test_calibration_round_trip():
+    c = fit_thresholds(HAND_LABELS, HAND_SCORES)
+    assert Calibration.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+
+
+def _detector_logits(n: int = 3000, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    # offsets keep the training means away from 0, so "missing = mean" differs from "missing = 0"
+    informative = rng.normal(1.0, 1.0, n) + 3.0 * (labels - 0.5)
+    noise = rng.normal(3.0, 1.0, n)
+    return np.column_stack([informative, noise]), labels
+
+
+def test_ensemble_weights_the_informative_detector():
+    logits, labels = _detector_logits()
+    rule = fit_ensemble(["good", "noise"], logits, labels)
+    assert abs(rule.coefficients[0]) > abs(rule.coefficients[1])
+    assert rule.coefficients[0] > 0  # higher logit = more fake, as for the detector itself
+    ensemble_auc = binary_metrics(labels, rule.probabilities(logits)).auc
+    assert ensemble_auc >= binary_metrics(labels, logits[:, 0]).auc - 0.01
+    c = rule.calibration
+    assert c.uncertain_low <= c.decision <= c.uncertain_high
+
+
+def test_ensemble_probability_matches_batch_and_handles_missing():
+    logits, labels = _detector_logits()
+    rule = fit_ensemble(["good", "noise"], logits, labels)
+    row = {"good": float(logits[0, 0]), "noise": float(logits[0, 1])}
+    assert rule.probability(row) == pytest.approx(float(rule.probabilities(logits[:1])[0]))
+    # a missing detector counts as its training mean, whether absent, None or NaN
+    with_mean = rule.probability({"good": 2.0, "noise": rule.means[1]})
+    assert rule.probability({"good": 2.0}) == pytest.approx(with_mean)
+    assert rule.probability({"good": 2.0, "noise": None}) == pytest.approx(with_mean)
+    assert rule.probability({"good": 2.0, "noise": math.nan}) == pytest.approx(with_mean)
+    assert rule.probability({"good": 2.0, "other": 9.0}) == pytest.approx(with_mean)  # unknown names ignored
+    assert rule.probability({"noise": 0.5}) == pytest.approx(rule.probability({"good": rule.means[0], "noise": 0.5}))
+    assert rule.probability({"good": 3.0}) > rule.probability({"good": -3.0})
+    assert rule.probability({}) is None
+    assert rule.probability({"good": None, "noise": None}) is None
+    assert rule.means == pytest.approx(list(logits.mean(axis=0)))
+
+
+def test_ensemble_round_trip():
+    logits, labels = _detector_logits(500)
+    rule = fit_ensemble(["good", "noise"], logits, labels)
+    again = EnsembleRule.from_dict(json.loads(json.dumps(rule.to_dict())))
+    assert again == rule
+    assert again.probability({"good": 1.0}) == rule.probability({"good": 1.0})
+
+
+def test_ensemble_fits_with_missing_training_logits():
+    logits, labels = _detector_logits(500)
+    logits[::7, 1] = np.nan
+    rule = fit_ensemble(["good", "noise"], logits, labels)
+    assert rule.means[1] == pytest.approx(np.nanmean(logits[:, 1]))
+    assert np.all(np.isfinite(rule.probabilities(logits)))
+
+
+def test_ensemble_rejects_bad_shapes():
+    logits, labels = _detector_logits(100)
+    with pytest.raises(ValueError, match="N x 3"):
+        fit_ensemble(["a", "b", "c"], logits, labels)
+    with pytest.raises(ValueError, match="differ"):
+        fit_ensemble(["a", "b"], logits, labels[:-1])
