@@ -19,13 +19,14 @@ INTRO = (
 
 
 def face_views_block():
-    gallery = gr.Gallery(label="Face crops", columns=4, height=260, object_fit="contain")
-    selector = gr.Dropdown(label="Face shown in the plots", choices=[], visible=False, interactive=True)
+    gallery = gr.Gallery(label="Face crops", columns=6, height=200, object_fit="contain", preview=False)
+    selector = gr.Dropdown(label="Face shown below", choices=[], visible=False, interactive=True)
+    table = gr.Dataframe(headers=service.TABLE_HEADERS, label="Verdicts (calibrated thresholds)", interactive=False)
     with gr.Row():
         heatmap = gr.Plot(label="2D FFT log-magnitude")
         profile = gr.Plot(label="Radial spectrum profile")
     state = gr.State([])
-    return gallery, selector, heatmap, profile, state
+    return gallery, selector, table, heatmap, profile, state
 
 
 def build_demo() -> gr.Blocks:
@@ -50,17 +51,15 @@ def build_demo() -> gr.Blocks:
                 with gr.Column(scale=2):
                     video_views = face_views_block()
 
-        gallery, selector, heatmap, profile, state = image_views
-        image_go.click(
-            service.analyse_image, [image_in, whole], [gallery, selector, heatmap, profile, state, image_status], api_name="analyse_image"
-        )
-        selector.change(service.select_face, [state, selector], [heatmap, profile], api_name=False)
-
-        gallery, selector, heatmap, profile, state = video_views
-        video_go.click(
-            service.analyse_video, [video_in, frames], [gallery, selector, heatmap, profile, state, video_status], api_name="analyse_video"
-        )
-        selector.change(service.select_face, [state, selector], [heatmap, profile], api_name=False)
+        for button, inputs, handler, views, status, name in (
+            (image_go, [image_in, whole], service.analyse_image, image_views, image_status, "analyse_image"),
+            (video_go, [video_in, frames], service.analyse_video, video_views, video_status, "analyse_video"),
+        ):
+            gallery, selector, table, heatmap, profile, state = views
+            button.click(handler, inputs, [gallery, selector, table, heatmap, profile, state, status], api_name=name)
+            selector.change(service.select_face, [state, selector], [table, heatmap, profile], api_name=False)
+        with gr.Accordion("Detectors loaded", open=False):
+            gr.Markdown(service.detector_status())
     demo.queue(default_concurrency_limit=2, max_size=32)
     return demo
 

@@ -60,6 +60,9 @@ def _csv_rows(records: Sequence[dict]) -> str:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import registry
     from .faces import FaceCropper
     from .pipeline import Analyzer
 
@@ -67,7 +70,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not inputs:
         print("scan: no image or video files found in the given paths", file=sys.stderr)
         return EXIT_UNREADABLE_INPUT
-    analyzer = Analyzer(cropper=FaceCropper(device=args.device))
+    loaded = registry.load_all(device=torch.device(args.device))
+    for message in loaded.messages:
+        print(f"scan: {message}", file=sys.stderr)
+    analyzer = Analyzer(loaded.detectors, FaceCropper(device=args.device), ensemble=registry.load_ensemble(loaded.detectors))
     out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
     records, failed = [], 0
     try:

@@ -11,16 +11,36 @@ from dataclasses import dataclass
 import gradio as gr
 import numpy as np
 
-from . import views
+from . import registry, views
 from .media import DEFAULT_LIMITS, InputError, load_image, sample_frames
-from .pipeline import Analyzer, ImageReport
+from .pipeline import Analyzer, FaceResult, ImageReport
 from .spectrum import load_reference_band, log_spectrum
 
 
 @functools.lru_cache(maxsize=1)
 def analyzer() -> Analyzer:
     """Created once per process, on first use (the app calls it at start-up to warm up)."""
-    return Analyzer()
+    loaded = registry.shared()
+    return Analyzer(loaded.detectors, ensemble=registry.load_ensemble(loaded.detectors))
+
+
+def detector_status() -> str:
+    """One line per detector: loaded from where, or why not."""
+    loaded = registry.shared()
+    lines = [f"- **{d.display_name}**: `{d.config.architecture}/{d.config.variant}` from `{d.source}`" for d in loaded.detectors]
+    lines += [f"- {message}" for message in loaded.messages]
+    return "\n".join(lines) or "- no detector checkpoint found: only faces and spectra are shown"
+
+
+def verdict_rows(face: FaceResult | None) -> list[list]:
+    """Rows of the verdict table for one face: detector, probability of fake, verdict, threshold."""
+    if face is None:
+        return []
+    by_name = {d.name: d for d in analyzer().detectors}
+    rows = [[by_name[name].display_name, round(p, 3), face.verdicts.get(name, ""), round(by_name[name].threshold, 3)] for name, p in face.scores.items()]
+    if face.ensemble is not None:
+        rows.append(["Ensemble", round(face.ensemble, 3), face.verdict, ""])
+    return rows
 
 
 @functools.lru_cache(maxsize=1)
@@ -35,13 +55,16 @@ class FaceView:
     label: str
     crop: np.ndarray
     spectrum: np.ndarray
+    rows: list[list]
 
 
 def _face_views(report: ImageReport, prefix: str = "") -> list[FaceView]:
     views_ = []
     for i, face in enumerate(report.faces, start=1):
         what = "whole image (no face found)" if face.crop.face is None else f"face {i} ({face.crop.face.score:.0%} sure)"
-        views_.append(FaceView(f"{prefix}{what}", face.crop.image, log_spectrum(face.crop.image)))
+        if face.ensemble is not None:
+            what += f": {face.verdict} ({face.ensemble:.0%})"
+        views_.append(FaceView(f"{prefix}{what}", face.crop.image, log_spectrum(face.crop.image), verdict_rows(face)))
     return views_
 
 
@@ -51,12 +74,16 @@ def _require(path: str | None, what: str) -> str:
     return path
 
 
+TABLE_HEADERS = ["detector", "P(fake)", "verdict", "threshold"]
+
+
 def figures(face_views: list[FaceView], index: int):
-    """The two spectrum plots of the face at ``index`` (clamped into range)."""
+    """The verdict table and the two spectrum plots of the face at ``index`` (clamped into range)."""
     if not face_views:
-        return None, None
+        return [], None, None
     face = face_views[max(0, min(index, len(face_views) - 1))]
     return (
+        face.rows,
         views.spectrum_heatmap(face.spectrum, title=f"2D FFT log-magnitude: {face.label}"),
         views.radial_profile_plot(face.spectrum, reference_band(), title=f"Radial profile: {face.label}"),
     )
@@ -76,8 +103,9 @@ def analyse_image(path: str | None, whole_image_if_no_face: bool = False):
         status = "No face found: the whole image was analysed instead (results labelled as such)."
     else:
         status = f"{len(face_views)} face(s) found."
-    heatmap, profile = figures(face_views, 0)
-    return _outputs(face_views, heatmap, profile, status)
+    if report.top is not None and report.top.ensemble is not None:
+        status += f" Verdict: **{report.verdict}** (the most suspicious face decides)."
+    return _outputs(face_views, status)
 
 
 def analyse_video(path: str | None, frame_count: int = 16, progress=gr.Progress()):
@@ -95,15 +123,19 @@ def analyse_video(path: str | None, frame_count: int = 16, progress=gr.Progress(
     ]
     with_face = sum(bool(r.faces) for r in reports)
     status = f"{len(frames)} frames sampled; a face in {with_face} of them."
-    heatmap, profile = figures(face_views, 0)
-    return _outputs(face_views, heatmap, profile, status)
+    summary = analyzer().video_summary(reports)
+    if summary is not None and summary.ensemble is not None:
+        status += f" Verdict: **{summary.verdict}** ({summary.ensemble:.0%}, mean over frames)."
+    return _outputs(face_views, status)
 
 
-def _outputs(face_views: list[FaceView], heatmap, profile, status: str):
+def _outputs(face_views: list[FaceView], status: str):
+    """(gallery, face selector, verdict table, heatmap, profile, face views state, status)."""
     gallery = [(face.crop, face.label) for face in face_views]
     choices = [(face.label, i) for i, face in enumerate(face_views)]
     selector = gr.update(choices=choices, value=0 if choices else None, visible=len(choices) > 1)
-    return gallery, selector, heatmap, profile, face_views, status
+    table, heatmap, profile = figures(face_views, 0)
+    return gallery, selector, table, heatmap, profile, face_views, status
 
 
 def select_face(face_views: list[FaceView] | None, index: int | None):

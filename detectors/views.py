@@ -54,7 +54,7 @@ def radial_profile_plot(
         title=title,
         xaxis_title="spatial frequency (cycles/px)",
         yaxis_title="mean log |F|",
-        legend=dict(orientation="h", y=-0.25),
+        legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0),
         **_LAYOUT,
     )
     return figure

@@ -19,8 +19,9 @@ class FakeDetector:
     def __init__(self, name: str, threshold: float = 0.5):
         self.name, self.threshold = name, threshold
 
-    def probabilities(self, crops):
-        return np.array([crop.mean() / 255.0 for crop in crops])
+    def logits(self, crops):
+        p = np.array([crop.mean() / 255.0 for crop in crops])
+        return np.log(p / (1 - p))
 
     def verdict(self, probability):
         return "fake" if probability >= self.threshold else "real"
@@ -92,8 +93,26 @@ def test_records_carry_detector_scores_once_detectors_exist(cropper, inputs):
     record = analyzer.scan(inputs / "face.jpg")
     assert set(record["scores"]) == {"bright", "strict"}
     assert 0 <= record["scores"]["bright"] <= 1
-    assert record["ensemble"] == pytest.approx(record["scores"]["bright"])  # both rules read the same mean
+    assert record["ensemble"] == pytest.approx(record["scores"]["bright"], abs=1e-4)  # both read the same mean
     assert record["verdict"] == "uncertain"  # one says fake, one says real: no majority
+    assert record["faces"]["boxes"][0]["verdict"] == "uncertain"
     video = analyzer.scan(inputs / "clips" / "face.mp4", frames=3)
     assert all(set(frame["scores"]) == {"bright", "strict"} for frame in video["frames"])
-    assert video["scores"]["bright"] == pytest.approx(np.mean([f["scores"]["bright"] for f in video["frames"]]))
+    assert video["scores"]["bright"] == pytest.approx(np.mean([f["scores"]["bright"] for f in video["frames"]]), abs=1e-3)
+
+
+class ThresholdEnsemble:
+    """A fitted rule stand-in: the mean logit, fake above 0."""
+
+    def probability(self, logits):
+        return float(1 / (1 + np.exp(-np.mean(list(logits.values())))))
+
+    def verdict(self, probability):
+        return "fake" if probability >= 0.5 else "real"
+
+
+def test_an_ensemble_rule_decides_when_present(cropper, inputs):
+    analyzer = Analyzer([FakeDetector("bright", 0.2), FakeDetector("strict", 0.99)], cropper=cropper, ensemble=ThresholdEnsemble())
+    record = analyzer.scan(inputs / "face.jpg")
+    expected = "fake" if record["scores"]["bright"] >= 0.5 else "real"
+    assert record["verdict"] == expected
