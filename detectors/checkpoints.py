@@ -170,15 +170,24 @@ def resolve(source: str | os.PathLike) -> Path:
     return Path(config).parent
 
 
-def load(source: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:
-    """Rebuild the model from ``config.json`` and load ``model.safetensors`` strictly (every tensor, right shape)."""
-    folder = resolve(source)
+def _read_config(folder: Path, source) -> CheckpointConfig:
     try:
-        config = CheckpointConfig.from_json(json.loads((folder / CONFIG_FILE).read_text()))
+        return CheckpointConfig.from_json(json.loads((folder / CONFIG_FILE).read_text()))
     except FileNotFoundError:
         raise CheckpointError(f"{source}: {CONFIG_FILE} is missing") from None
     except (ValueError, KeyError, TypeError) as error:
         raise CheckpointError(f"{source}: {CONFIG_FILE} is invalid ({error})") from None
+
+
+def load_config(source: str | os.PathLike) -> CheckpointConfig:
+    """Only the checkpoint's ``config.json`` (no weights read)."""
+    return _read_config(resolve(source), source)
+
+
+def load(source: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:
+    """Rebuild the model from ``config.json`` and load ``model.safetensors`` strictly (every tensor, right shape)."""
+    folder = resolve(source)
+    config = _read_config(folder, source)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"{source}: {WEIGHTS_FILE} is missing")

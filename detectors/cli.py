@@ -194,7 +194,7 @@ def _scorers(names: Sequence[str], device: str):
     """Loaded detectors for checkpoint folders or shipped names; 'all' = the four shipped ones + the ensemble."""
     import torch
 
-    from . import registry
+    from . import checkpoints, registry
     from .checkpoints import CheckpointError
 
     wanted = list(registry.DETECTORS) + ["ensemble"] if names == ["all"] else list(names)
@@ -204,7 +204,8 @@ def _scorers(names: Sequence[str], device: str):
             continue
         source = str(registry.ASSETS / name) if name in registry.DETECTORS else name
         try:
-            detector = registry.load_detector(name if name in registry.DETECTORS else Path(name).name, source, torch.device(device))
+            architecture = name if name in registry.DETECTORS else checkpoints.load_config(source).architecture
+            detector = registry.load_detector(architecture, source, torch.device(device))
         except CheckpointError as error:
             print(f"evaluate: {error}", file=sys.stderr)
             continue

@@ -89,6 +89,7 @@ def figures(face_views: list[FaceView], index: int):
     )
 
 
+@registry.gpu_entry
 def analyse_image(path: str | None, whole_image_if_no_face: bool = False):
     """Returns (gallery items, face choices update, heatmap, profile, face views state, status text)."""
     try:
@@ -108,6 +109,7 @@ def analyse_image(path: str | None, whole_image_if_no_face: bool = False):
     return _outputs(face_views, status)
 
 
+@registry.gpu_entry
 def analyse_video(path: str | None, frame_count: int = 16, progress=gr.Progress()):
     try:
         progress(0.05, desc="decoding frames")
