@@ -32,4 +32,4 @@ def model_input(pixels: torch.Tensor, config: ModelConfig) -> torch.Tensor:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     mean = torch.tensor(config.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(config.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return ((x - mean) / std).contiguous()  # NCHW whatever the crops' layout; models opt into channels-last

@@ -40,13 +40,21 @@ def inputs(tmp_path_factory, astronaut):
     return folder
 
 
+@pytest.fixture
+def no_checkpoints(monkeypatch, tmp_path):
+    """The record shape without any detector (as before checkpoints ship)."""
+    from detectors import registry
+
+    monkeypatch.setattr(registry, "ASSETS", tmp_path / "none")
+
+
 def run_scan(capsys, *args):
     status = main(["scan", *map(str, args)])
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 
 
-def test_folder_scan_writes_one_valid_record_per_media_file(capsys, inputs):
+def test_folder_scan_writes_one_valid_record_per_media_file(capsys, inputs, no_checkpoints):
     status, out, err = run_scan(capsys, inputs, "--frames", "4")
     records = {r["path"].rsplit("/", 1)[-1]: r for r in map(json.loads, out.splitlines())}
     assert set(records) == {"face.jpg", "blank.png", "broken.jpg", "face.mp4"}
@@ -69,7 +77,7 @@ def test_folder_scan_writes_one_valid_record_per_media_file(capsys, inputs):
     assert [f["timestamp"] for f in video["frames"]] == sorted(f["timestamp"] for f in video["frames"])
 
 
-def test_all_readable_inputs_exit_zero_and_csv_has_a_row_each(capsys, inputs):
+def test_all_readable_inputs_exit_zero_and_csv_has_a_row_each(capsys, inputs, no_checkpoints):
     status, out, _ = run_scan(capsys, inputs / "face.jpg", inputs / "blank.png", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert status == 0
@@ -116,3 +124,16 @@ def test_an_ensemble_rule_decides_when_present(cropper, inputs):
     record = analyzer.scan(inputs / "face.jpg")
     expected = "fake" if record["scores"]["bright"] >= 0.5 else "real"
     assert record["verdict"] == expected
+
+
+def test_shipped_checkpoints_give_calibrated_scores(capsys, inputs):
+    from detectors import registry
+
+    status, out, err = run_scan(capsys, inputs / "face.jpg")
+    record = json.loads(out)
+    shipped = [name for name in registry.DETECTORS if (registry.ASSETS / name / "model.safetensors").exists()]
+    assert status == 0 and set(record["scores"]) == set(shipped)
+    assert all(0 <= p <= 1 for p in record["scores"].values())
+    assert record["verdict"] in {"fake", "real", "uncertain"}
+    if (registry.ASSETS / registry.ENSEMBLE_FILE).exists():
+        assert 0 <= record["ensemble"] <= 1

@@ -94,7 +94,7 @@ class FourierUnit(nn.Module):
             # Even sizes make the rfft2 -> irfft2 round trip exact.
             x = F.pad(x, (0, width % 2, 0, height % 2), mode="reflect")
         batch, channels, padded_h, padded_w = x.shape
-        spectrum = torch.view_as_real(torch.fft.rfft2(x.float(), norm="ortho"))  # [B, C, H, W/2+1, 2]
+        spectrum = torch.view_as_real(torch.fft.rfft2(x.float().contiguous(), norm="ortho"))  # [B, C, H, W/2+1, 2]
         spectrum = spectrum.permute(0, 1, 4, 2, 3).reshape(batch, 2 * channels, padded_h, padded_w // 2 + 1)
         spectrum = self.relu(self.bn(self.conv_layer(spectrum.to(x.dtype))))
         spectrum = spectrum.float().reshape(batch, channels, 2, padded_h, padded_w // 2 + 1).permute(0, 1, 3, 4, 2)
@@ -349,7 +349,8 @@ class SpecXNet(Detector):
                 nn.init.zeros_(module.bias)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))
+        # NCHW throughout: with channels-last maps torch 2.13's CPU FFT backward corrupts memory (double free).
+        x = F.relu(self.bn1(self.conv1(x.contiguous())))
         x = F.relu(self.bn2(self.conv2(x)))
         # Even size, so that stride-2 convs and average pools agree in the first block.
         x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]

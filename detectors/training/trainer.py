@@ -58,7 +58,7 @@ class Recipe:
 # Sized so that each small detector trains in about 20 minutes on two CPU cores (measured: see the model
 # cards), well inside the 45-minute budget; the paper variants are for GPUs.
 RECIPES = {
-    ("specxnet", "small"): Recipe(steps=500, validate_every=125, channels_last=False),
+    ("specxnet", "small"): Recipe(steps=300, validate_every=100, channels_last=False),
     ("sficonv", "small"): Recipe(steps=700, validate_every=175),
     ("resynthesis", "small"): Recipe(steps=900, validate_every=225, sr_steps=300),
     ("mdcsd", "small"): Recipe(steps=1000, validate_every=250),

@@ -119,3 +119,19 @@ def test_small_odd_input_sizes(size: int) -> None:
     logits = model(torch.randn(2, 3, size, size))
     assert logits.shape == (2,) and torch.isfinite(logits).all()
     logits.sum().backward()
+
+
+def test_channels_last_input_trains_without_crashing():
+    """Regression: channels-last maps made torch's CPU FFT backward corrupt memory (a double free that kills the
+    process), so the check runs in a child process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; from detectors import models; torch.manual_seed(0);"
+        "m = models.create('specxnet', 'small'); m.train();"
+        "x = torch.randn(4, 3, 128, 128).contiguous(memory_format=torch.channels_last);"
+        "m(x).sum().backward(); print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
