@@ -107,8 +107,8 @@ class Analyzer:
             return results
         images = [crop.image for crop in crops]
         for detector in self.detectors:
-            for result, logit in zip(results, detector.logits(images)):
-                result.logits[detector.name] = float(logit)
+            for result, value in zip(results, detector.logits(images)):
+                result.logits[detector.name] = float(value)
         for result in results:
             self._decide(result)
         return results

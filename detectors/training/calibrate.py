@@ -20,7 +20,6 @@ def fit_and_save_ensemble(data: str, cache: str, limits: dict, device: str = "cp
     if not result.detectors:
         raise SystemExit("calibrate: no detector checkpoint could be loaded: " + "; ".join(result.messages))
     sets = heldout_sets(load_all(cache), "val")
-    crops = np.concatenate([s.crops for s in sets])
     labels = np.concatenate([s.labels for s in sets])
     names = [d.name for d in result.detectors]
     logits = np.stack([np.concatenate([d.logits(s.crops[i : i + 64]) for s in sets for i in range(0, len(s.crops), 64)]) for d in result.detectors], axis=1)
@@ -30,5 +29,4 @@ def fit_and_save_ensemble(data: str, cache: str, limits: dict, device: str = "cp
     report["validation"] = {"sets": {s.name: len(s.labels) for s in sets}, "all": binary_metrics(labels, probabilities, rule.calibration.decision).to_dict()}
     path = path or registry.ASSETS / registry.ENSEMBLE_FILE
     path.write_text(json.dumps(report, indent=2) + "\n")
-    del crops
     return path

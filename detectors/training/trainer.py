@@ -35,7 +35,7 @@ from ..checkpoints import CheckpointConfig, Thresholds
 from ..metrics import binary_metrics
 from ..preprocess import CROP_SIZE, model_input
 from .data import load_all
-from .heldout import LabelledCrops, heldout_sets
+from .heldout import heldout_sets
 from .stream import FaceStream
 
 STATE_FILE = "train_state.pt"
