@@ -9,57 +9,95 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from detectors import service  # noqa: E402
+from detectors.examples import build_examples  # noqa: E402
 from detectors.media import DEFAULT_LIMITS  # noqa: E402
+from detectors.pipeline import AGGREGATION_RULES  # noqa: E402
 
 TITLE = "Deepfake detectors, side by side"
 INTRO = (
-    "Upload a picture or a video. Faces are found with MTCNN; for each face you see the crop the detectors "
-    "look at and its Fourier spectrum against the band where real faces lie."
+    "Four published detectors (SpecXNet, SFIConv, Re-synthesis, MD-CSDNetwork), re-implemented and trained by us, "
+    "score every face MTCNN finds. You see each detector's calibrated verdict, the ensemble's, how many agree, "
+    "the face's Fourier spectrum against real faces and where super-resolution fails to re-create it. "
+    "**A verdict is evidence, not proof.** Nothing you upload is kept."
 )
+CSS = """
+@media (max-width: 640px) { .gradio-container {padding: 4px !important} }
+"""
 
 
-def face_views_block():
-    gallery = gr.Gallery(label="Face crops", columns=6, height=200, object_fit="contain", preview=False)
+def face_views_block(tab: str):
+    """The per-face views shared by both tabs; returns the output components in the service's order."""
+    gallery = gr.Gallery(label="Faces (the crops the detectors saw)", columns=6, rows=1, height=170, object_fit="scale-down",
+                         preview=False, allow_preview=True)
     selector = gr.Dropdown(label="Face shown below", choices=[], visible=False, interactive=True)
-    table = gr.Dataframe(headers=service.TABLE_HEADERS, label="Verdicts (calibrated thresholds)", interactive=False)
-    with gr.Row():
+    table = gr.Dataframe(headers=service.TABLE_HEADERS, label="Verdicts (calibrated thresholds)", interactive=False, elem_id=f"{tab}-verdicts")
+    with gr.Row(equal_height=True):
         heatmap = gr.Plot(label="2D FFT log-magnitude")
         profile = gr.Plot(label="Radial spectrum profile")
-    state = gr.State([])
-    return gallery, selector, table, heatmap, profile, state
+    with gr.Row(equal_height=True):
+        error = gr.Plot(label="Re-synthesis error map")
+        cams = gr.Gallery(label="Grad-CAM: where each detector's fake logit looks", columns=4, height=220, visible=False, preview=False)
+    return gallery, selector, table, heatmap, profile, error, cams
 
 
 def build_demo() -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as demo:
+    examples = build_examples()
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
-        with gr.Tab("Image"):
+        with gr.Tab("Image", id="image-tab"):
             with gr.Row():
-                with gr.Column(scale=1):
-                    image_in = gr.Image(label="Picture", type="filepath", sources=["upload", "clipboard", "webcam"])
+                with gr.Column(scale=1, min_width=280) as image_controls:
+                    image_in = service.UploadedImage(label="Picture", type="filepath", elem_id="image-upload", sources=["upload", "clipboard", "webcam"])
                     whole = gr.Checkbox(label="If no face is found, score the whole image", value=False)
-                    image_go = gr.Button("Analyse", variant="primary")
-                    image_status = gr.Markdown()
+                    image_cam = gr.Checkbox(label="Show Grad-CAM heatmaps (slower)", value=False)
+                    image_go = gr.Button("Analyse", variant="primary", elem_id="image-analyse")
+                    probe_go = gr.Button("Robustness probe (JPEG 75, half size)", elem_id="image-probe")
                 with gr.Column(scale=2):
-                    image_views = face_views_block()
-        with gr.Tab("Video"):
+                    image_summary = gr.HTML(elem_id="image-summary")
+                    image_views = face_views_block("image")
+                    probe_summary = gr.HTML()
+                    probe_table = gr.Dataframe(headers=service.PROBE_HEADERS, label="Robustness probe", interactive=False, visible=True)
+                    with gr.Accordion("JSON report (what the API returns)", open=False):
+                        image_json = gr.JSON(label="report")
+            image_state = gr.State([])
+            with image_controls:  # examples go under the controls, but need the outputs to exist first
+                gr.Examples([[str(examples[0])], [str(examples[1])]], inputs=[image_in], fn=service.analyse_image_example,
+                            outputs=[image_summary, *image_views, image_json], cache_examples=True, cache_mode="lazy",
+                            label="Examples: a real portrait and a self-blended fake we made from it (results cached on first use)")
+        with gr.Tab("Video", id="video-tab"):
             with gr.Row():
-                with gr.Column(scale=1):
-                    video_in = gr.Video(label="Video", sources=["upload"])
-                    frames = gr.Slider(1, 64, value=16, step=1, label="Frames sampled evenly over the clip")
-                    video_go = gr.Button("Analyse", variant="primary")
-                    video_status = gr.Markdown()
+                with gr.Column(scale=1, min_width=280) as video_controls:
+                    video_in = gr.Video(label="Video", sources=["upload"], elem_id="video-upload")
+                    frames = gr.Slider(1, min(64, DEFAULT_LIMITS.max_sampled_frames), value=16, step=1, label="Frames sampled evenly over the clip")
+                    rule = gr.Radio(list(AGGREGATION_RULES), value="mean", label="How frame scores become the video's score",
+                                    info="mean: average of all frames. confident: confidently fake (or real) frames decide when there are enough of them.")
+                    video_cam = gr.Checkbox(label="Show Grad-CAM heatmaps (slower)", value=False)
+                    video_go = gr.Button("Analyse", variant="primary", elem_id="video-analyse")
                 with gr.Column(scale=2):
-                    video_views = face_views_block()
+                    video_summary = gr.HTML(elem_id="video-summary")
+                    timeline = gr.Plot(label="Timeline: P(fake) per sampled frame")
+                    video_views = face_views_block("video")
+                    with gr.Accordion("JSON report (what the API returns)", open=False):
+                        video_json = gr.JSON(label="report")
+            video_state = gr.State([])
+            with video_controls:
+                gr.Examples([[str(examples[2])]], inputs=[video_in], fn=service.analyse_video_example,
+                            outputs=[video_summary, timeline, *video_views, video_json], cache_examples=True, cache_mode="lazy",
+                            label="Example: a real clip we wrote from the portrait (results cached on first use)")
+        with gr.Tab("About the detectors", id="about-tab"):
+            gr.Markdown(service.about_markdown())
+            with gr.Accordion("Where each checkpoint was loaded from", open=False):
+                gr.Markdown(service.detector_status())
 
-        for button, inputs, handler, views, status, name in (
-            (image_go, [image_in, whole], service.analyse_image, image_views, image_status, "analyse_image"),
-            (video_go, [video_in, frames], service.analyse_video, video_views, video_status, "analyse_video"),
-        ):
-            gallery, selector, table, heatmap, profile, state = views
-            button.click(handler, inputs, [gallery, selector, table, heatmap, profile, state, status], api_name=name)
-            selector.change(service.select_face, [state, selector], [table, heatmap, profile], api_name=False)
-        with gr.Accordion("Detectors loaded", open=False):
-            gr.Markdown(service.detector_status())
+        image_go.click(service.analyse_image, [image_in, whole, image_cam], [image_summary, *image_views, image_json, image_state],
+                       api_name="detect_image")
+        video_go.click(service.analyse_video, [video_in, frames, rule, video_cam],
+                       [video_summary, timeline, *video_views, video_json, video_state], api_name="detect_video")
+        probe_go.click(service.robustness_probe, [image_in, whole], [probe_summary, probe_table], api_name="robustness_probe")
+        for views, state, cam in ((image_views, image_state, image_cam), (video_views, video_state, video_cam)):
+            gallery, selector, *detail = views
+            selector.change(service.select_face, [state, selector, cam], detail, api_name=False)
+            cam.change(service.select_face, [state, selector, cam], detail, api_name=False)
     demo.queue(default_concurrency_limit=2, max_size=32)
     return demo
 
@@ -70,14 +108,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--share", action="store_true", help="public gradio.live link (local runs only)")
     args = parser.parse_args()
-    service.analyzer()  # load models once, before the first request
+    service.warm_up()  # load the models once and run them once, before the first request
     build_demo().launch(
         server_name=args.host,
         server_port=args.port,
         share=args.share,
         max_file_size=DEFAULT_LIMITS.max_file_bytes,
         footer_links=["api"],
-        show_error=True,  # failures before our handlers run (e.g. an undecodable upload) reach the user as text
+        css=CSS,
+        show_error=True,  # failures before our handlers run reach the user as text, not a bare "Error"
     )
 
 

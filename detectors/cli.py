@@ -78,7 +78,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     records, failed = [], 0
     try:
         for path in tqdm(inputs, desc="scan", unit="file", file=sys.stderr, disable=len(inputs) < _PROGRESS_FROM):
-            record = analyzer.scan(path, frames=args.frames)
+            record = analyzer.scan(path, frames=args.frames, rule=args.rule)
             failed += record["error"] is not None
             if args.format == "jsonl":
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -264,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("paths", nargs="+", help="image or video files, or folders (searched recursively)")
     scan.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     scan.add_argument("--frames", type=int, default=16, help="frames sampled evenly from each video (default 16)")
+    scan.add_argument("--rule", choices=["mean", "confident"], default="mean",
+                      help="how frame scores become a video's score (see README: Video aggregation)")
     scan.add_argument("--output", "-o", help="write here instead of standard output")
     scan.add_argument("--device", default="cpu", help="torch device for face detection and the detectors")
     scan.set_defaults(run=cmd_scan)

@@ -1,5 +1,7 @@
-"""Plotly figures built from arrays. No model code here: the app and reports call these with results."""
+"""Plotly figures, overlay images and small HTML blocks built from arrays and results. No model code here."""
 from __future__ import annotations
+
+from html import escape
 
 import numpy as np
 import plotly.graph_objects as go
@@ -54,7 +56,126 @@ def radial_profile_plot(
         title=title,
         xaxis_title="spatial frequency (cycles/px)",
         yaxis_title="mean log |F|",
-        legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0),
+        legend=dict(x=0.99, xanchor="right", y=0.99, yanchor="top", bgcolor="rgba(255,255,255,0.7)"),
         **_LAYOUT,
     )
     return figure
+
+
+def overlay_figure(crop: np.ndarray, heat: np.ndarray, title: str, colour_title: str, colorscale: str = "Inferno",
+                   zmax: float | None = None, opacity: float = 0.55) -> go.Figure:
+    """A heat map laid over the face crop it was computed on, with its colour scale."""
+    height, width = heat.shape
+    figure = go.Figure(go.Image(z=crop, hoverinfo="skip"))
+    figure.add_trace(
+        go.Heatmap(
+            z=heat,
+            x=np.arange(width),
+            y=np.arange(height),
+            colorscale=colorscale,
+            zmin=0.0,
+            zmax=zmax if zmax is not None else float(np.percentile(heat, 99.5)) or 1.0,
+            opacity=opacity,
+            colorbar=dict(title=colour_title, thickness=12),
+            hovertemplate="x %{x}, y %{y}<br>%{z:.4f}<extra></extra>",
+        )
+    )
+    figure.update_layout(title=title, **_LAYOUT)
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False, scaleanchor="x", scaleratio=1, autorange="reversed")
+    return figure
+
+
+def error_map_figure(crop: np.ndarray, error: np.ndarray, summary: dict[str, float], title: str = "Re-synthesis error") -> go.Figure:
+    """The super-resolution reconstruction error over the face, with its mean / p95 / max in the title."""
+    numbers = f"mean {summary['mean']:.4f} · p95 {summary['p95']:.4f} · max {summary['max']:.4f}"
+    return overlay_figure(crop, error, f"{title}<br><sup>|SR(x/4) - x|: {numbers}</sup>", "|error|")
+
+
+def cam_figure(crop: np.ndarray, cam: np.ndarray, title: str) -> go.Figure:
+    return overlay_figure(crop, cam, title, "Grad-CAM", colorscale="Jet", zmax=1.0, opacity=0.45)
+
+
+SCORER_COLOURS = {"specxnet": "#1f77b4", "sficonv": "#ff7f0e", "resynthesis": "#2ca02c", "mdcsd": "#9467bd", "ensemble": "#d62728"}
+
+
+def timeline_figure(timestamps: list[float], series: dict[str, list[float | None]], names: dict[str, str],
+                    threshold: float | None = None, title: str = "Fake probability per sampled frame") -> go.Figure:
+    """One line per detector (and the ensemble, thicker) over the sampled frames; gaps where no face was found."""
+    figure = go.Figure()
+    for key, values in series.items():
+        ensemble = key == "ensemble"
+        figure.add_trace(
+            go.Scatter(
+                x=timestamps,
+                y=[np.nan if v is None else v for v in values],
+                mode="lines+markers",
+                name=names.get(key, key),
+                line=dict(color=SCORER_COLOURS.get(key), width=4 if ensemble else 1.5, dash=None if ensemble else "dot"),
+                hovertemplate="t=%{x:.2f}s<br>P(fake) %{y:.3f}<extra>" + names.get(key, key) + "</extra>",
+            )
+        )
+    if threshold is not None:
+        figure.add_hline(y=threshold, line=dict(color="grey", dash="dash"), annotation_text="ensemble threshold", annotation_position="top left")
+    figure.update_layout(title=title, xaxis_title="time (s)", yaxis_title="P(fake)", yaxis_range=[0, 1],
+                         legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0), **_LAYOUT)
+    return figure
+
+
+# -- overlays as images (for galleries) -------------------------------------------------------------------
+_JET = np.array([[0, 0, 0.5], [0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0], [0.5, 0, 0]])
+
+
+def heat_overlay_image(crop: np.ndarray, heat: np.ndarray, opacity: float = 0.45) -> np.ndarray:
+    """``heat`` in [0, 1] coloured blue -> red and blended over the crop, as H x W x 3 uint8."""
+    stops = np.linspace(0.0, 1.0, len(_JET))
+    h = np.clip(heat, 0.0, 1.0)
+    colour = np.stack([np.interp(h, stops, _JET[:, c]) for c in range(3)], axis=-1) * 255.0
+    return np.clip((1 - opacity) * crop.astype(np.float32) + opacity * colour, 0, 255).astype(np.uint8)
+
+
+# -- verdict cards (HTML) ----------------------------------------------------------------------------------
+_TONES = {"fake": ("#b42318", "#fef3f2"), "real": ("#067647", "#ecfdf3"), "uncertain": ("#b54708", "#fffaeb"),
+          "no-face": ("#475467", "#f2f4f7"), "warn": ("#b54708", "#fffaeb"), "info": ("#475467", "#f2f4f7")}
+_WORDS = {"fake": "Likely fake", "real": "Likely real", "uncertain": "Uncertain", "no-face": "No face"}
+
+
+def _badge(verdict: str) -> str:
+    colour, background = _TONES.get(verdict, _TONES["info"])
+    return (f'<span class="verdict-badge" data-verdict="{escape(verdict)}" style="background:{background};color:{colour};'
+            f'border:1px solid {colour};border-radius:999px;padding:2px 10px;font-weight:600">{_WORDS.get(verdict, escape(verdict))}</span>')
+
+
+def _agreement(agree: int, total: int) -> str:
+    dots = "".join("●" if i < agree else "○" for i in range(total))
+    return f'<span class="agreement" title="{agree} of {total} detectors give this verdict">{dots} {agree} of {total} detectors agree</span>'
+
+
+def verdict_cards_html(cards: list[dict], headline: dict | None, note: str = "") -> str:
+    """The ensemble verdict (headline) and one small card per face: verdict, P(fake), detector agreement."""
+    parts = ['<div class="verdict-summary">']
+    if headline is not None:
+        colour, background = _TONES.get(headline["verdict"], _TONES["info"])
+        parts.append(
+            f'<div class="ensemble-verdict" style="border-left:6px solid {colour};background:{background};padding:10px 14px;border-radius:8px">'
+            f'<div style="font-size:1.4em;font-weight:700;color:{colour}">Ensemble: {_WORDS.get(headline["verdict"], headline["verdict"])}'
+            f' <span style="font-weight:400">· P(fake) {headline["probability"]:.0%}</span></div>'
+            f'<div>{_agreement(headline["agree"], headline["total"])}</div></div>'
+        )
+    if note:
+        parts.append(f'<p class="verdict-note" style="margin:6px 2px">{note}</p>')
+    if len(cards) > 1:
+        parts.append('<div style="display:flex;flex-wrap:wrap;gap:8px">')
+        for card in cards:
+            probability = "" if card["probability"] is None else f' · {card["probability"]:.0%}'
+            parts.append(f'<div class="face-card" style="border:1px solid #d0d5dd;border-radius:8px;padding:6px 10px">'
+                         f'<b>{escape(card["label"])}</b>{probability}<br>{_badge(card["verdict"])} {_agreement(card["agree"], card["total"])}</div>')
+        parts.append("</div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def notice_html(title: str, text: str, tone: str = "info") -> str:
+    colour, background = _TONES[tone]
+    return (f'<div class="notice" style="border-left:6px solid {colour};background:{background};padding:10px 14px;border-radius:8px">'
+            f'<b style="color:{colour}">{escape(title)}</b><br>{text}</div>')

@@ -45,19 +45,25 @@ def jpeg(image: Image.Image, quality: int) -> Image.Image:
     return Image.open(buffer).convert("RGB")
 
 
-def augment(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One random draw of the shared augmentation on an H x W x 3 uint8 crop (same size out)."""
+def augment(crop: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+    """One random draw of the shared augmentation on an H x W x 3 uint8 crop (same size out).
+
+    ``strength`` in [0, 1] is the curriculum: at 0 the destructive operations (JPEG, down-sampling, blur) are
+    rare and mild, so a model trained from scratch first finds the blending and up-sampling traces while they
+    are still visible; at 1 (the default, and the end of every schedule) it sees the full range, JPEG 40-100.
+    """
+    strength = float(np.clip(strength, 0.0, 1.0))
     image = Image.fromarray(crop)
     if rng.random() < 0.5:
         image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     if rng.random() < 0.5:
         image = random_reframe(image, rng)
-    if rng.random() < 0.3:
+    if rng.random() < 0.1 + 0.2 * strength:
         image = random_resolution(image, rng)
     if rng.random() < 0.5:
         image = random_colour(image, rng)
-    if rng.random() < 0.2:
+    if rng.random() < 0.05 + 0.15 * strength:
         image = random_blur(image, rng)
-    if rng.random() < 0.7:
-        image = jpeg(image, rng.integers(40, 101))
+    if rng.random() < 0.3 + 0.4 * strength:
+        image = jpeg(image, rng.integers(int(round(90 - 50 * strength)), 101))
     return np.asarray(image)

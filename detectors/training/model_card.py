@@ -24,6 +24,41 @@ LIMITS = """- Trained by this project from scratch (no public weights exist or a
 - Never use a single detector's verdict as proof."""
 
 
+# What each detector looks at, in one sentence for the app's "About the detectors" panel.
+LOOKS_AT = {
+    "specxnet": "an Xception whose blocks each run a local (spatial) and a global (Fourier) path, coupled by the "
+    "Dual-Domain Feature Coupler and weighted by Dual Fourier Attention: texture and spectrum together.",
+    "sficonv": "a ResNet whose convolutions split into a spatial stream and a high-frequency stream (a learnable "
+    "constrained 'noise residual' filter) that exchange information in every block.",
+    "resynthesis": "the error of a super-resolution network trained on real faces only: it re-creates a face from "
+    "a 4x smaller copy, and a classifier reads where the re-creation fails (shown as the error map).",
+    "mdcsd": "two Xception branches, one on pixels and one on the log-magnitude DCT spectrum, mixed by learned "
+    "cross-stitch units after every stage.",
+}
+
+
+def about_entry(detector) -> str:
+    """Markdown for one loaded detector: paper, what it looks at, data, validation numbers, threshold, limits."""
+    config = detector.config
+    name = config.architecture
+    title, paper = PAPERS.get(name, (name, ""))
+    metrics = (config.metrics or {}).get("validation", {})
+    training = config.training or {}
+    minutes = training.get("seconds", 0) / 60
+    numbers = ", ".join(f"{set_name} AUC {m['auc']:.3f}" for set_name, m in metrics.items()) or "not recorded"
+    t = config.thresholds
+    return f"""### {title} (`{name}/{config.variant}`)
+*{paper}*
+
+**Looks at:** {LOOKS_AT.get(name, "")}
+
+**Trained by us** from scratch in {minutes:.0f} min on {training.get('hardware', 'unknown hardware')}: CelebA and FFHQ
+reals, StyleGAN (v1) fakes, self-blended fakes. Input {config.input_size} px face crops.
+**Validation:** {numbers}. **Threshold** {t.decision:.3f}; uncertain between {t.uncertain_low:.3f} and {t.uncertain_high:.3f}.
+**Limits:** a compact model trained on little data; it can miss generators and manipulations it never saw
+(diffusion faces, re-enactment) and is less accurate than the paper's. Research use only (non-commercial data)."""
+
+
 def _metrics_table(validation: dict) -> str:
     rows = ["| validation set | AUC | AP | EER | accuracy at threshold | TPR @ 1 % FPR | TPR @ 5 % FPR |", "|---|---|---|---|---|---|---|"]
     for name, m in validation.items():
@@ -57,7 +92,8 @@ then resized to the input size), from `../shared/data`: CelebA reals, FFHQ reals
 self-blended fakes synthesised on the fly from the real crops (a 5-landmark face mask, colour and resampling
 mismatch; Shiohara & Yamasaki, CVPR 2022). Splits are by a seeded hash of the file name; faces per split:
 `{json.dumps(training['faces'])}`. Shared augmentation on both classes: flips, re-framing, resolution changes,
-colour, blur, JPEG quality 40-100.
+colour, blur, JPEG quality 40-100; the destructive parts (JPEG, down-sampling, blur) ramp from mild to full over
+the first {training['recipe'].get('curriculum', 0) * 100:.0f} % of the classifier's steps.
 
 ## Recipe
 `{json.dumps(training['recipe'])}` (AdamW, warm-up + cosine, binary cross-entropy; seed {training['seed']}).

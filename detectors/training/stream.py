@@ -37,7 +37,8 @@ class FaceStream(IterableDataset):
     """Endless samples from the ``split`` of the cached face sets; ``reals_only`` for super-resolution training."""
 
     def __init__(self, sets: dict[str, FaceSet], split: str = "train", seed: int = 0, mix: dict[str, float] | None = None,
-                 reals_only: bool = False, rank: int = 0, augmented: bool = True) -> None:
+                 reals_only: bool = False, rank: int = 0, augmented: bool = True,
+                 curriculum: tuple[int, int] | None = None) -> None:
         self.sets = sets
         self.indices = {name: s.indices(split) for name, s in sets.items()}
         empty = [name for name, idx in self.indices.items() if len(idx) == 0]
@@ -45,6 +46,16 @@ class FaceStream(IterableDataset):
             raise ValueError(f"no {split} faces cached for: {', '.join(empty)}")
         self.mix = {k: v for k, v in (mix or DEFAULT_MIX).items() if not reals_only or k in SBI_SOURCES}
         self.seed, self.rank, self.augmented = seed, rank, augmented
+        # (samples already drawn before this stream, samples over which augmentation ramps up to full strength)
+        self.curriculum = curriculum
+        self.drawn, self.workers = 0, 1
+
+    def strength(self) -> float:
+        """Augmentation strength for the next sample: ramps from 0 to 1 over the curriculum, then stays at 1."""
+        if self.curriculum is None:
+            return 1.0
+        start, ramp = self.curriculum
+        return min(1.0, (start + self.drawn) / max(1, ramp))
 
     def _real(self, rng: np.random.Generator, source: str) -> tuple[np.ndarray, np.ndarray]:
         i = rng.choice(self.indices[source])
@@ -59,7 +70,9 @@ class FaceStream(IterableDataset):
         else:
             crop, _ = self._real(rng, kind)
             label = self.sets[kind].source.label
-        return Sample(augment(crop, rng) if self.augmented else crop, label)
+        strength = self.strength()
+        self.drawn += self.workers
+        return Sample(augment(crop, rng, strength) if self.augmented else crop, label)
 
     def __iter__(self):
         worker = get_worker_info()
@@ -67,6 +80,9 @@ class FaceStream(IterableDataset):
         if worker is not None:
             torch.set_num_threads(1)  # the loader's work is numpy/PIL; leave the cores to the model
         rng = np.random.default_rng([self.seed, self.rank, worker_id])
+        # Each loader worker draws every n-th sample: count the stream's position, not the worker's.
+        self.workers = worker.num_workers if worker is not None else 1
+        self.drawn = worker_id
         while True:
             sample = self.sample(rng)
             yield torch.from_numpy(np.array(sample.crop, copy=True)), sample.label  # cache crops are read-only maps

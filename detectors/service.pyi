@@ -1,0 +1,283 @@
+"""What the app's events call: one shared Analyzer, uploads in, view-ready values out.
+
+``app.py`` lays out the page and wires these functions; it holds no logic of its own. Bad input becomes a
+``gradio.Error`` (a toast in the page, a clear message for API clients), never a traceback.
+
+Each analysis returns the page's views and a JSON report; the report has the scan CLI's record shape
+(:meth:`detectors.pipeline.Analyzer.scan`) plus the re-synthesis error summary of each face, so API clients,
+the CLI and the page agree on every number.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import gradio as gr
+import numpy as np
+
+from . import explain, registry, views
+from .media import DEFAULT_LIMITS, InputError, load_image, sample_frames
+from .pipeline import AGGREGATION_RULES, Analyzer, FaceResult, ImageReport
+from .robustness import probe
+from .spectrum import load_reference_band, log_spectrum
+
+TABLE_HEADERS = ["detector", "P(fake)", "verdict", "threshold"]
+PROBE_HEADERS = ["perturbation", "detector", "P(fake) before", "P(fake) after", "verdict before", "verdict after", "flipped"]
+
+from gradio.events import Dependency
+
+class UploadedImage(gr.Image):
+    """``gr.Image`` that hands the uploaded file to our own decoder untouched.
+
+    The stock component decodes the upload with PIL before any handler runs, so a corrupt file or a
+    decompression bomb failed with PIL's words (or not at all); :func:`detectors.media.load_image` checks
+    limits first and says what is wrong. Same widget in the page (``is_template``).
+    """
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return None if payload is None else payload.path
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+@functools.lru_cache(maxsize=1)
+def analyzer() -> Analyzer:
+    """Created once per process, on first use (the app calls it at start-up, then warms the models up)."""
+    loaded = registry.shared()
+    return Analyzer(loaded.detectors, ensemble=registry.load_ensemble(loaded.detectors))
+
+
+def warm_up() -> None:
+    """One pass of every model on a blank crop, so the first user does not pay for lazy initialisation."""
+    from .faces import whole_image_crop
+    from .preprocess import CROP_SIZE
+
+    analyzer().score_crops([whole_image_crop(np.zeros((CROP_SIZE, CROP_SIZE, 3), np.uint8), CROP_SIZE)])
+
+
+def detector_status() -> str:
+    """One line per detector: loaded from where, or why not."""
+    loaded = registry.shared()
+    lines = [f"- **{d.display_name}**: `{d.config.architecture}/{d.config.variant}` from `{d.source}`" for d in loaded.detectors]
+    lines += [f"- {message}" for message in loaded.messages]
+    return "\n".join(lines) or "- no detector checkpoint found: only faces and spectra are shown"
+
+
+def _display_names() -> dict[str, str]:
+    return {**{d.name: d.display_name for d in analyzer().detectors}, "ensemble": "Ensemble"}
+
+
+def verdict_rows(face: FaceResult | None) -> list[list]:
+    """Rows of the verdict table for one face: detector, probability of fake, verdict, threshold."""
+    if face is None:
+        return []
+    by_name = {d.name: d for d in analyzer().detectors}
+    rows = [[by_name[name].display_name, round(p, 3), face.verdicts.get(name, ""), round(by_name[name].threshold, 3)] for name, p in face.scores.items()]
+    if face.ensemble is not None:
+        ensemble = analyzer().ensemble
+        threshold = round(ensemble.threshold, 3) if ensemble is not None and hasattr(ensemble, "threshold") else "majority"
+        rows.append(["Ensemble", round(face.ensemble, 3), face.verdict, threshold])
+    return rows
+
+
+def agreement(face: FaceResult) -> tuple[int, int]:
+    """(detectors whose verdict matches the ensemble's, detectors scored); for an uncertain ensemble, the
+    larger of the fake and real camps."""
+    verdicts = list(face.verdicts.values())
+    if face.verdict in ("fake", "real"):
+        return verdicts.count(face.verdict), len(verdicts)
+    return max(verdicts.count("fake"), verdicts.count("real")), len(verdicts)
+
+
+@functools.lru_cache(maxsize=1)
+def reference_band():
+    return load_reference_band()
+
+
+@dataclass
+class FaceView:
+    """Everything the page shows for one face (kept in the session's state for the face selector)."""
+
+    label: str
+    crop: np.ndarray
+    spectrum: np.ndarray
+    rows: list[list]
+    error: explain.ErrorMap | None = None
+    record: dict = field(default_factory=dict)
+
+
+def _resynthesis():
+    return next((d for d in analyzer().detectors if d.config.architecture == "resynthesis"), None)
+
+
+def _face_views(report: ImageReport, prefix: str = "") -> list[FaceView]:
+    resynthesis = _resynthesis()
+    errors = explain.reconstruction_error(resynthesis, [f.crop.image for f in report.faces]) if resynthesis else []
+    out = []
+    for i, face in enumerate(report.faces):
+        what = "whole image (no face found)" if face.crop.face is None else f"face {i + 1} ({face.crop.face.score:.0%} sure)"
+        if face.ensemble is not None:
+            what += f": {face.verdict} ({face.ensemble:.0%})"
+        error = errors[i] if errors else None
+        out.append(FaceView(f"{prefix}{what}", face.crop.image, log_spectrum(face.crop.image), verdict_rows(face), error,
+                            {**face.to_dict(), **({"reconstruction_error": error.summary()} if error else {})}))
+    return out
+
+
+def _require(path: str | None, what: str) -> str:
+    if not path:
+        raise gr.Error(f"Upload {what} first.")
+    return path
+
+
+def cam_images(crop: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """Grad-CAM of every loaded detector on one crop, as overlay images with captions."""
+    out = []
+    for detector in analyzer().detectors:
+        cam = explain.grad_cam(detector, crop)
+        if cam is not None:
+            out.append((views.heat_overlay_image(crop, cam), f"{detector.display_name}: where the fake logit looks"))
+    return out
+
+
+def figures(face_views: list[FaceView], index: int, with_cam: bool = False):
+    """(verdict table, 2D FFT, radial profile, error map, Grad-CAM gallery) of the face at ``index`` (clamped)."""
+    if not face_views:
+        return [], None, None, None, gr.update(value=[], visible=with_cam)
+    face = face_views[max(0, min(int(index), len(face_views) - 1))]
+    error = views.error_map_figure(face.crop, face.error.error, face.error.summary(), f"Re-synthesis error: {face.label}") if face.error else None
+    cams = cam_images(face.crop) if with_cam else []
+    return (
+        face.rows,
+        views.spectrum_heatmap(face.spectrum, title=f"2D FFT log-magnitude: {face.label}"),
+        views.radial_profile_plot(face.spectrum, reference_band(), title=f"Radial profile: {face.label}"),
+        error,
+        gr.update(value=cams, visible=with_cam),
+    )
+
+
+def _load(path: str | None) -> np.ndarray:
+    try:
+        return load_image(_require(path, "an image"), DEFAULT_LIMITS)
+    except InputError as error:
+        raise gr.Error(str(error)) from None
+
+
+@registry.gpu_entry
+def analyse_image(path: str | None, whole_image_if_no_face: bool = False, with_cam: bool = False):
+    """(summary, gallery, face selector, table, FFT, profile, error map, Grad-CAM, JSON report, state)."""
+    image = _load(path)
+    report = analyzer().analyze_image(image, whole_image_if_no_face=whole_image_if_no_face)
+    face_views = _face_views(report)
+    record = {"kind": "image", "size": list(image.shape[1::-1]), **Analyzer.image_record(report)}
+    record["faces"]["boxes"] = [view.record for view in face_views]
+    if not face_views:
+        summary = views.notice_html("No face found", "Tick <b>score the whole image</b> and analyse again to score the picture as a whole (results are labelled as such).")
+    else:
+        note = "No face found: the whole picture was scored instead." if report.whole_image else (
+            f"{len(face_views)} faces: the picture's verdict is that of the most suspicious face." if len(face_views) > 1 else "")
+        summary = views.verdict_cards_html(_cards(report.faces, face_views), headline=_headline(report.top), note=note)
+    index = report.faces.index(report.top) if report.top is not None else 0
+    return (summary, *_face_outputs(face_views, index, with_cam), record, face_views)
+
+
+def _headline(top: FaceResult | None) -> dict | None:
+    if top is None or top.ensemble is None:
+        return None
+    agree, total = agreement(top)
+    return {"verdict": top.verdict, "probability": top.ensemble, "agree": agree, "total": total}
+
+
+def _cards(faces: list[FaceResult], face_views: list[FaceView]) -> list[dict]:
+    cards = []
+    for face, view in zip(faces, face_views):
+        agree, total = agreement(face)
+        cards.append({"label": view.label.split(":")[0], "verdict": face.verdict, "probability": face.ensemble,
+                      "agree": agree, "total": total})
+    return cards
+
+
+def _face_outputs(face_views: list[FaceView], index: int, with_cam: bool):
+    """(gallery, face selector, table, FFT, profile, error map, Grad-CAM) with face ``index`` selected."""
+    gallery = [(face.crop, face.label) for face in face_views]
+    choices = [(face.label, i) for i, face in enumerate(face_views)]
+    selector = gr.update(choices=choices, value=index if choices else None, visible=len(choices) > 1)
+    return (gallery, selector, *figures(face_views, index, with_cam))
+
+
+@registry.gpu_entry
+def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", with_cam: bool = False, progress=gr.Progress()):
+    """(summary, timeline, gallery, face selector, table, FFT, profile, error map, Grad-CAM, JSON report, state)."""
+    if rule not in AGGREGATION_RULES:
+        raise gr.Error(f"Unknown aggregation rule {rule!r}; choose one of: {', '.join(AGGREGATION_RULES)}.")
+    try:
+        progress(0.05, desc="decoding frames")
+        frames = sample_frames(_require(path, "a video"), int(frame_count), DEFAULT_LIMITS)
+    except InputError as error:
+        raise gr.Error(str(error)) from None
+    progress(0.3, desc=f"finding and scoring faces in {len(frames)} frames")
+    reports = analyzer().analyze_frames(frames)
+    progress(0.8, desc="building views")
+    face_views, tops = [], []
+    for frame, report in zip(frames, reports):
+        frame_views = _face_views(report, prefix=f"t={frame.timestamp:.2f}s ")
+        if report.top is not None:
+            tops.append((report.top.suspicion, len(face_views) + report.faces.index(report.top)))
+        face_views += frame_views
+    record = {"kind": "video", **analyzer().video_record(frames, reports, rule)}
+    with_face = sum(bool(r.faces) for r in reports)
+    summary_face = analyzer().video_summary(reports, rule)
+    index = max(tops)[1] if tops else 0
+    if summary_face is None:
+        summary = views.notice_html("No face found", f"None of the {len(frames)} sampled frames shows a face the detector is sure of (confidence >= 0.9).")
+    else:
+        note = (f"{len(frames)} frames sampled, a face in {with_face}. Aggregation: <b>{rule}</b>: {AGGREGATION_RULES[rule]}. "
+                f"Below: the most suspicious frame's face.")
+        summary = views.verdict_cards_html([], headline=_headline(summary_face), note=note)
+    names = _display_names()
+    series = {d.name: [r.top.scores.get(d.name) if r.top else None for r in reports] for d in analyzer().detectors}
+    if analyzer().detectors:
+        series["ensemble"] = [r.top.ensemble if r.top else None for r in reports]
+    ensemble = analyzer().ensemble
+    timeline = views.timeline_figure([f.timestamp for f in frames], series, names,
+                                     threshold=getattr(ensemble, "threshold", None))
+    return (summary, timeline, *_face_outputs(face_views, index, with_cam), record, face_views)
+
+
+def select_face(face_views: list[FaceView] | None, index: int | None, with_cam: bool = False):
+    return figures(face_views or [], int(index or 0), with_cam)
+
+
+@registry.gpu_entry
+def robustness_probe(path: str | None, whole_image_if_no_face: bool = False):
+    """(summary, table rows): the picture re-scored after JPEG 75 and a 0.5x resize."""
+    image = _load(path)
+    rows = probe(analyzer(), image, whole_image_if_no_face)
+    if not rows:
+        return views.notice_html("Nothing to probe", "No detector is loaded."), []
+    names = _display_names()
+    fmt = lambda v: "" if v is None else round(v, 3)  # noqa: E731
+    table = [[r.perturbation, names.get(r.scorer, r.scorer), fmt(r.original), fmt(r.perturbed), r.original_verdict,
+              r.perturbed_verdict, "FLIPPED" if r.flipped else ""] for r in rows]
+    flipped = [r for r in rows if r.flipped]
+    if not flipped:
+        text = views.notice_html("Stable", f"No verdict changed under {', '.join(dict.fromkeys(r.perturbation for r in rows))}.")
+    else:
+        which = ", ".join(f"{names.get(r.scorer, r.scorer)} under {r.perturbation}" for r in flipped)
+        text = views.notice_html(f"{len(flipped)} of {len(rows)} verdicts flipped", f"{which}. Treat these verdicts with caution.", tone="warn")
+    return text, table
+
+
+def about_markdown() -> str:
+    """The 'About the detectors' panel, from each loaded checkpoint's model card and config."""
+    from .training.model_card import about_entry
+
+    parts = [about_entry(d) for d in analyzer().detectors]
+    if not parts:
+        return "No detector is loaded."
+    return "\n\n".join(parts)

@@ -1,0 +1,167 @@
+"""The real app in headless Chromium, and its named API through gradio_client.
+
+Starts ``python app.py`` on a free loopback port with the shipped checkpoints, uploads a face picture and a
+short video, and checks what a person would look for: four detector rows with numbers, the ensemble verdict
+with its agreement line, both spectrum plots, the re-synthesis error map, the video timeline. Screenshots
+(1280x800 and a 390x844 phone) go to ``test-output/browser/``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import write_video
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "test-output" / "browser"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium (see .ci/run)")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio-tmp"))}
+    log = (tmp_path_factory.mktemp("app-log") / "app.log").open("w")
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2).read(1)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    raise RuntimeError(f"app did not start: {Path(log.name).read_text()[-3000:]}")
+                time.sleep(1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def face_png(tmp_path_factory, astronaut):
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("upload") / "portrait.png"
+    Image.fromarray(astronaut).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def face_mp4(tmp_path_factory, astronaut):
+    return write_video(tmp_path_factory.mktemp("upload") / "clip.mp4", frames=20, fps=10, size=(256, 256), codec="libx264", picture=astronaut)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(x) for x in re.findall(r"\b[01](?:\.\d+)?\b", text)]
+
+
+def test_image_tab(browser, app_url, face_png):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(app_url)
+    page.locator("#image-analyse").wait_for(timeout=60_000)
+    page.locator("#image-upload input[type=file]").set_input_files(str(face_png))
+    page.wait_for_timeout(1500)
+    page.locator("#image-analyse").click()
+    verdict = page.locator("#image-summary .ensemble-verdict")
+    verdict.wait_for(timeout=120_000)
+    assert re.search(r"Ensemble: (Likely fake|Likely real|Uncertain)", verdict.inner_text())
+    assert re.search(r"\d of 4 detectors agree", verdict.inner_text())
+    # The verdict table: four detector rows with a probability and a threshold, plus the ensemble's row.
+    cells = [c.strip() for c in page.locator("#image-verdicts").first.inner_text().splitlines() if c.strip()]
+    for name in ("SpecXNet", "SFIConv", "Re-synthesis", "MD-CSDNetwork", "Ensemble"):
+        row = cells[cells.index(name) + 1 : cells.index(name) + 4]  # P(fake), verdict, threshold
+        assert len(_numbers(" ".join(row))) == 2 and row[1] in ("fake", "real", "uncertain"), row
+    plots = page.locator(".js-plotly-plot")
+    plots.first.wait_for(timeout=30_000)
+    titles = " | ".join(page.locator(".js-plotly-plot .gtitle").all_text_contents())
+    assert "2D FFT" in titles and "Radial profile" in titles and "Re-synthesis error" in titles, titles
+    page.screenshot(path=str(SHOTS / "image-1280x800.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / "image-mobile.png"), full_page=True)
+    page.close()
+
+
+def test_video_tab(browser, app_url, face_mp4):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(app_url)
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#video-upload input[type=file]").set_input_files(str(face_mp4))
+    page.wait_for_timeout(2000)
+    page.locator("#video-analyse").click()
+    page.locator("#video-summary .ensemble-verdict").wait_for(timeout=180_000)
+    timeline = page.locator(".js-plotly-plot .gtitle", has_text="per sampled frame")
+    timeline.first.wait_for(timeout=30_000)
+    assert "Aggregation: mean" in page.locator("#video-summary").inner_text()
+    page.screenshot(path=str(SHOTS / "video-1280x800.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / "video-mobile.png"), full_page=True)
+    page.close()
+
+
+def test_api_endpoints(app_url, face_png, face_mp4):
+    from gradio_client import Client, handle_file
+
+    client = Client(app_url, verbose=False)
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {"/detect_image", "/detect_video"} <= set(endpoints)
+
+    result = client.predict(handle_file(str(face_png)), False, False, api_name="/detect_image")
+    report = result[-1]
+    assert report["kind"] == "image" and report["faces"]["count"] >= 1
+    assert set(report["scores"]) == {"specxnet", "sficonv", "resynthesis", "mdcsd"}
+    assert all(0.0 <= p <= 1.0 for p in report["scores"].values())
+    assert report["verdict"] in ("fake", "real", "uncertain")
+    assert "reconstruction_error" in report["faces"]["boxes"][0]
+
+    result = client.predict(handle_file(str(face_mp4)), 4, "confident", False, api_name="/detect_video")
+    report = result[-1]
+    assert report["kind"] == "video" and report["aggregation"] == "confident" and len(report["frames"]) == 4
+    assert all(frame["faces"] >= 1 for frame in report["frames"])
+
+    # Bad input is a clear error for API clients too, and the server keeps serving.
+    bad = face_png.with_name("not-an-image.png")
+    bad.write_bytes(b"this is text, not a picture")
+    with pytest.raises(Exception, match="(?i)not a recognised image format"):
+        client.predict(handle_file(str(bad)), False, False, api_name="/detect_image")
+    assert client.predict(handle_file(str(face_png)), False, False, api_name="/detect_image")[-1]["faces"]["count"] >= 1
