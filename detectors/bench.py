@@ -2,12 +2,21 @@
 
 Absolute seconds depend on the machine and on what else runs on it; the ratio to one torchvision ResNet-50
 forward (224 px, batch 1) measured in the same process compares across machines.
+
+:func:`pipeline_timings` times what a user waits for, stage by stage, with the shipped checkpoints: decoding,
+face detection, cropping, each detector, the ensemble, spectra, the error map, plot building, then one-face
+image end to end (decode + detection + crop + all detectors + ensemble, without plots) and video throughput on
+a generated 10 s clip (decode and seek included). :func:`peak_rss_mb` is the process's high-water mark.
 """
 from __future__ import annotations
 
 import platform
+import resource
+import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -74,10 +83,109 @@ def model_latency(
                 x = torch.randn(batch, 3, size, size, device=device)
                 with torch.inference_mode():
                     timings.append(
-                        measure(f"{name}/{variant} {size} px, batch {batch}", _synchronised(device, lambda: net(x)), repeats=repeats, warmup=1)
+                        measure(f"{name}/{variant} {size} px, batch {batch}", _synchronised(device, lambda net=net, x=x: net(x)), repeats=repeats, warmup=1)
                     )
-            del net
     return timings
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def bench_clip(path, seconds: float = 10.0, fps: int = 25, size: tuple[int, int] = (640, 360)):
+    """A 10 s H.264 clip of the astronaut portrait drifting slowly across the frame (one face per frame)."""
+    from fractions import Fraction
+
+    import av
+    from PIL import Image
+
+    from .examples import portrait
+
+    face = Image.fromarray(portrait()).resize((300, 300))
+    width, height = size
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        frames = int(seconds * fps)
+        for i in range(frames):
+            canvas = Image.new("RGB", size, (40, 60, 80))
+            canvas.paste(face, (int(20 + (width - 340) * i / frames), 30))
+            frame = av.VideoFrame.from_ndarray(np.asarray(canvas), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int = 16) -> tuple[list[Timing], dict]:
+    """Per-stage and end-to-end timings of the app's path with the shipped checkpoints (see module docstring)."""
+    from PIL import Image
+
+    from . import explain, registry, views
+    from .examples import portrait
+    from .media import load_image, sample_frames
+    from .pipeline import Analyzer
+    from .preprocess import CROP_SIZE
+    from .spectrum import load_reference_band, log_spectrum, radial_profile
+
+    loaded = registry.load_all(device=device)
+    analyzer = Analyzer(loaded.detectors, ensemble=registry.load_ensemble(loaded.detectors))
+    folder = Path(tempfile.mkdtemp(prefix="deepfake-bench-"))
+    picture = folder / "portrait.jpg"
+    Image.fromarray(portrait()).save(picture, quality=90)  # 512 x 512, one face
+    image = load_image(picture)
+    faces = analyzer.cropper.detect(image)
+    if len(faces) != 1:
+        raise RuntimeError(f"the benchmark picture should hold one face, found {len(faces)}")
+    crop = analyzer.cropper.crop(image, faces[0], CROP_SIZE)
+    sync = lambda fn: _synchronised(device, fn)  # noqa: E731
+    timings = [
+        measure("decode: 512 x 512 JPEG", lambda: load_image(picture), repeats),
+        measure("face detection: MTCNN, 512 x 512", sync(lambda: analyzer.cropper.detect(image)), repeats),
+        measure("cropping: one face to 256 px", lambda: analyzer.cropper.crop(image, faces[0], CROP_SIZE), repeats),
+    ]
+    for detector in analyzer.detectors:
+        timings.append(measure(f"detector: {detector.display_name} ({detector.config.variant}, {detector.config.input_size} px)",
+                               sync(lambda d=detector: d.logits([crop.image])), repeats))
+    timings.append(measure("all detectors + ensemble, one face", sync(lambda: analyzer.score_crops([crop])), repeats))
+    timings.append(measure("spectra: 2D FFT + radial profile", lambda: radial_profile(log_spectrum(crop.image)), repeats))
+    resynthesis = next((d for d in analyzer.detectors if d.config.architecture == "resynthesis"), None)
+    if resynthesis is not None:
+        timings.append(measure("error map: re-synthesis |SR(x/4) - x|", sync(lambda: explain.reconstruction_error(resynthesis, [crop.image])), repeats))
+    spectrum, band = log_spectrum(crop.image), load_reference_band()
+    error = explain.reconstruction_error(resynthesis, [crop.image])[0] if resynthesis is not None else None
+
+    def plots():
+        views.spectrum_heatmap(spectrum).to_json()
+        views.radial_profile_plot(spectrum, band).to_json()
+        if error is not None:
+            views.error_map_figure(crop.image, error.error, error.summary()).to_json()
+
+    timings.append(measure("plot building: FFT, profile, error map (to JSON)", plots, repeats))
+    end_to_end = measure("one-face image end to end (decode, detect, crop, 4 detectors, ensemble; no plots)",
+                         sync(lambda: analyzer.analyze_image(load_image(picture))), repeats)
+    timings.append(end_to_end)
+
+    clip = bench_clip(folder / "clip.mp4")
+    def video():
+        frames = sample_frames(clip, video_frames)
+        analyzer.analyze_frames(frames)
+
+    video_timing = measure(f"video: 10 s 640x360 H.264, {video_frames} frames sampled (decode, detect, score)", sync(video), max(3, repeats // 3), warmup=1)
+    per_frame = Timing(f"video: per sampled frame ({video_frames} frames)", video_timing.median_s / video_frames,
+                       video_timing.p95_s / video_frames, video_timing.runs)
+    timings += [video_timing, per_frame]
+    extra = {
+        "detectors": [f"{d.name}/{d.config.variant} from {d.source}" for d in analyzer.detectors],
+        "video_frames_per_second": round(video_frames / video_timing.median_s, 2),
+        "video_frames": video_frames,
+    }
+    return timings, extra
 
 
 def machine_description(device: torch.device) -> str:
@@ -86,10 +194,11 @@ def machine_description(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
-def report(reference: Timing, timings: list[Timing], device: torch.device) -> dict:
+def report(reference: Timing, timings: list[Timing], device: torch.device, **extra) -> dict:
     for timing in timings:
         timing.ratio_to_reference = timing.median_s / reference.median_s
-    return {"device": str(device), "machine": machine_description(device), "reference": asdict(reference), "timings": [asdict(t) for t in timings]}
+    return {"device": str(device), "machine": machine_description(device), "reference": asdict(reference),
+            "timings": [asdict(t) for t in timings], "peak_rss_mb": round(peak_rss_mb(), 1), **extra}
 
 
 def markdown_table(reference: Timing, timings: list[Timing]) -> str:

@@ -9,6 +9,7 @@ files go through ``hf_hub_download`` and its cache, so a repo fetched once works
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -184,9 +185,40 @@ def load_config(source: str | os.PathLike) -> CheckpointConfig:
     return _read_config(resolve(source), source)
 
 
-def load(source: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:
-    """Rebuild the model from ``config.json`` and load ``model.safetensors`` strictly (every tensor, right shape)."""
+def sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_digests(folder: str | os.PathLike) -> dict[str, str]:
+    """sha256 of the files that make a checkpoint (weights and config)."""
+    return {name: sha256(Path(folder) / name) for name in (WEIGHTS_FILE, CONFIG_FILE)}
+
+
+def verify(folder: Path, expected: dict[str, str], source) -> None:
+    """Raise unless every file's sha256 is the pinned one (a tampered, truncated or swapped checkpoint)."""
+    for name, digest in expected.items():
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(f"{source}: {name} is missing")
+        actual = sha256(path)
+        if actual != digest:
+            raise CheckpointError(f"{source}: {name} does not match its pinned sha256 (expected {digest[:12]}..., found {actual[:12]}...): "
+                                  "the file was modified or damaged")
+
+
+def load(source: str | os.PathLike, device: str | torch.device = "cpu", expected_sha256: dict[str, str] | None = None) -> Checkpoint:
+    """Rebuild the model from ``config.json`` and load ``model.safetensors`` strictly (every tensor, right shape).
+
+    With ``expected_sha256`` (file name -> digest; the shipped checkpoints' manifest) the files are checked
+    before anything is parsed.
+    """
     folder = resolve(source)
+    if expected_sha256:
+        verify(folder, expected_sha256, source)
     config = _read_config(folder, source)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():

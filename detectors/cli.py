@@ -129,6 +129,17 @@ def cmd_reference_band(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from . import registry
+
+    path = registry.write_manifest()
+    pinned = registry.manifest(path)
+    for name, digests in pinned.items():
+        print(f"{name}: " + ", ".join(f"{file} {digest[:12]}" for file, digest in digests.items()))
+    print(f"pinned {len(pinned)} checkpoints in {path}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
@@ -138,11 +149,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("bench: --device cuda asked for, but no CUDA device is available", file=sys.stderr)
         return EXIT_UNREADABLE_INPUT
+    if args.threads:
+        torch.set_num_threads(args.threads)
     reference = bench.resnet50_reference(device)
-    timings = bench.model_latency(device, variants=args.variants, batches=args.batches, repeats=args.repeats)
-    result = bench.report(reference, timings, device)
+    timings, extra = [], {}
+    if not args.models_only:
+        timings, extra = bench.pipeline_timings(device, repeats=args.repeats, video_frames=args.video_frames)
+    if args.models or args.models_only:
+        timings += bench.model_latency(device, variants=args.variants, batches=args.batches, repeats=args.repeats)
+    result = bench.report(reference, timings, device, **extra)
     print(f"device: {result['machine']}\n")
     print(bench.markdown_table(reference, timings))
+    print(f"\npeak resident memory: {result['peak_rss_mb']:.0f} MB")
+    if "video_frames_per_second" in result:
+        print(f"video throughput: {result['video_frames_per_second']} sampled frames/s")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return EXIT_OK
@@ -309,11 +329,18 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--device", default="cpu")
     calibrate.set_defaults(run=cmd_calibrate)
 
-    bench = commands.add_parser("bench", help="time the detectors (median and p95) against a ResNet-50 reference")
+    manifest = commands.add_parser("manifest", help="pin the sha256 of the shipped checkpoints (assets/checkpoints/MANIFEST.json)")
+    manifest.set_defaults(run=cmd_manifest)
+
+    bench = commands.add_parser("bench", help="time the app's path stage by stage (median and p95) against a ResNet-50 reference")
     bench.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    bench.add_argument("--repeats", type=int, default=10, help="timed runs per stage after warm-up")
+    bench.add_argument("--video-frames", type=int, default=16, help="frames sampled from the 10 s clip")
+    bench.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    bench.add_argument("--models", action="store_true", help="also time every architecture and variant (random weights)")
+    bench.add_argument("--models-only", action="store_true", help="only the architecture table (what the README's latency table is)")
     bench.add_argument("--variants", nargs="+", default=["small", "paper"], choices=("small", "paper"))
     bench.add_argument("--batches", nargs="+", type=int, default=[1, 16])
-    bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(run=cmd_bench)
     return parser

@@ -23,8 +23,17 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"})
 
 
+def printable(text: str) -> str:
+    """``text`` safe to write as UTF-8: bytes of a non-UTF-8 file name (which Python keeps as lone surrogates)
+    are spelled ``\\xNN`` instead of crashing whatever writes the message or record."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class InputError(ValueError):
     """Input the project cannot read; the message says why in words a person can act on."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(message))
 
 
 @dataclass(frozen=True)
@@ -299,7 +308,16 @@ def detect_kind(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> Med
                 raise InputError(f"{path.name}: an audio-only file; upload an image or a video")
     except av.error.FFmpegError:
         pass
+    if _looks_like_video(path):
+        raise InputError(f"{path.name}: the video file is truncated or corrupt (its header says video, but it cannot be decoded)")
     raise InputError(f"{path.name}: neither a supported image nor a video (JPEG, PNG, WebP, BMP, GIF, TIFF, MP4, MOV, WebM, ...)")
+
+
+# Container signatures: ISO BMFF (MP4, MOV, 3GP) has "ftyp" at byte 4; Matroska / WebM start with EBML; AVI is RIFF.
+def _looks_like_video(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    return head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3" or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
 
 
 @dataclass(frozen=True)

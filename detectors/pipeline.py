@@ -16,8 +16,8 @@ import numpy as np
 from scipy.special import expit, logit
 
 from .faces import FaceCrop, FaceCropper, whole_image_crop
-from .media import DEFAULT_LIMITS, InputError, Limits, VideoFrame, detect_kind, load_image, sample_frames
-from .preprocess import CROP_SIZE
+from .media import DEFAULT_LIMITS, InputError, printable, Limits, VideoFrame, detect_kind, load_image, sample_frames
+from .preprocess import CROP_SIZE, SharedInput
 
 Verdict = Literal["fake", "real", "uncertain", "no-face"]
 AggregationRule = Literal["mean", "confident"]
@@ -138,9 +138,10 @@ class Analyzer:
         results = [FaceResult(crop) for crop in crops]
         if not crops:
             return results
-        images = [crop.image for crop in crops]
+        # Crops become one tensor once, resized once per input size, shared by every detector.
+        shared = SharedInput([crop.image for crop in crops], getattr(self.detectors[0], "device", "cpu") if self.detectors else "cpu")
         for detector in self.detectors:
-            for result, value in zip(results, detector.logits(images)):
+            for result, value in zip(results, detector.logits(shared)):
                 result.logits[detector.name] = float(value)
         for result in results:
             self._decide(result)
@@ -196,7 +197,7 @@ class Analyzer:
     def scan(self, path: str | os.PathLike, frames: int = 16, rule: AggregationRule = "mean") -> dict:
         """The scan record of one file; bad input never raises (the record's ``error`` says what went wrong)."""
         path = Path(path)
-        record: dict = {"path": str(path), "kind": None, "error": None, "faces": {"count": 0, "boxes": []},
+        record: dict = {"path": printable(str(path)), "kind": None, "error": None, "faces": {"count": 0, "boxes": []},
                         "scores": {}, "ensemble": None, "verdict": None}
         try:
             record["kind"] = detect_kind(path, self.limits)

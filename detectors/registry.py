@@ -22,15 +22,21 @@ import torch
 from . import checkpoints
 from .calibration import EnsembleRule
 from .checkpoints import CheckpointConfig, CheckpointError, Thresholds
-from .preprocess import crops_to_tensor, model_input
+from .preprocess import SharedInput
 
 DETECTORS = ("specxnet", "sficonv", "resynthesis", "mdcsd")
 DISPLAY_NAMES = {"specxnet": "SpecXNet", "sficonv": "SFIConv", "resynthesis": "Re-synthesis", "mdcsd": "MD-CSDNetwork"}
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
 SOURCES_VARIABLE = "DEEPFAKE_CHECKPOINTS"
 ENSEMBLE_FILE = "ensemble.json"
+MANIFEST_FILE = "MANIFEST.json"  # sha256 of every shipped checkpoint file, checked at load
 # FFTs (SpecXNet) and log|DCT| (MD-CSD) lose too much in float16; the other two are plain convolutions.
 HALF_PRECISION_SAFE = frozenset({"sficonv", "resynthesis"})
+# CPU fast path: TorchScript trace -> freeze -> optimize_for_inference (batch norm folded into convolutions,
+# Python overhead gone). Checked against eager at load time. SpecXNet is left eager: its traced graph does
+# not reproduce the eager scores (shape-dependent code paths are baked in at trace time).
+TRACE_SAFE = frozenset({"sficonv", "resynthesis", "mdcsd"})
+TRACE_TOLERANCE = 1e-3  # on logits
 
 
 def default_device() -> torch.device:
@@ -56,17 +62,20 @@ class LoadedDetector:
     source: str
     device: torch.device
     half: bool = False
+    fast: torch.nn.Module | None = None  # the traced and frozen model, when it matches the eager one
 
     @property
     def display_name(self) -> str:
         return DISPLAY_NAMES.get(self.name, self.name)
 
     @torch.inference_mode()
-    def logits(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        x = model_input(crops_to_tensor(crops).to(self.device), self.model.config)
+    def logits(self, crops: Sequence[np.ndarray] | SharedInput) -> np.ndarray:
+        """One logit per crop; pass a :class:`SharedInput` to share decoding and resizing between detectors."""
+        shared = crops if isinstance(crops, SharedInput) else SharedInput(crops, self.device)
+        x = shared.for_model(self.model.config)
         if self.half:
             x = x.half()
-        return self.model(x).float().cpu().numpy()
+        return (self.fast or self.model)(x).float().cpu().numpy()
 
     def probabilities(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.logits(crops)))
@@ -123,15 +132,62 @@ def configured_sources(environ: dict[str, str] | None = None) -> dict[str, str]:
         name, _, source = item.partition("=")
         if name.strip() not in sources or not source.strip():
             raise ValueError(f"{SOURCES_VARIABLE}: expected name=source with name in {', '.join(DETECTORS)}, got {item!r}")
-        sources[name.strip()] = source.strip()
+        source = source.strip()
+        if not Path(source).is_dir() and "@" not in source:
+            raise ValueError(f"{SOURCES_VARIABLE}: pin the Hub repo {source!r} to a revision (user/repo@<commit>): an unpinned repo can change under you")
+        sources[name.strip()] = source
     return sources
 
 
-def load_detector(name: str, source: str, device: torch.device) -> LoadedDetector:
-    checkpoint = checkpoints.load(source, device=device)
+def traced(model: torch.nn.Module, size: int, device: torch.device) -> torch.nn.Module | None:
+    """The CPU fast path of ``model`` (see :data:`TRACE_SAFE`), or None when tracing fails or changes scores."""
+    import warnings
+
+    generator = torch.Generator().manual_seed(0)
+    example = torch.rand(2, 3, size, size, generator=generator).to(device)
+    check = torch.rand(3, 3, size, size, generator=generator).to(device)  # another batch size than traced
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fast = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, example, check_trace=False)))
+            if (fast(check) - model(check)).abs().max().item() > TRACE_TOLERANCE:
+                return None
+    except RuntimeError:
+        return None
+    return fast
+
+
+def manifest(path: Path | None = None) -> dict[str, dict[str, str]]:
+    """name -> {file: sha256} for the shipped checkpoints (empty when there is no manifest)."""
+    try:
+        return json.loads((path or ASSETS / MANIFEST_FILE).read_text())["checkpoints"]
+    except FileNotFoundError:
+        return {}
+    except (ValueError, KeyError) as error:
+        raise CheckpointError(f"{MANIFEST_FILE} is unreadable ({error})") from None
+
+
+def write_manifest(path: Path | None = None) -> Path:
+    """Pin the sha256 of every shipped checkpoint (run after shipping new checkpoints)."""
+    path = path or ASSETS / MANIFEST_FILE
+    entries = {name: checkpoints.folder_digests(path.parent / name) for name in DETECTORS if (path.parent / name / checkpoints.WEIGHTS_FILE).is_file()}
+    path.write_text(json.dumps({"about": "sha256 of the shipped checkpoints; checked at every load", "checkpoints": entries}, indent=2) + "\n")
+    return path
+
+
+def load_detector(name: str, source: str, device: torch.device, fast_path: bool = True) -> LoadedDetector:
+    # The shipped checkpoints are checked against the manifest; other local folders are the user's own, and
+    # Hub sources are pinned by revision (see configured_sources).
+    pinned = manifest().get(name) if Path(source).resolve() == (ASSETS / name).resolve() else None
+    if Path(source).resolve() == (ASSETS / name).resolve() and pinned is None:
+        raise CheckpointError(f"{source}: not in {MANIFEST_FILE}; refusing an unpinned shipped checkpoint (after shipping new weights, run `python -m detectors manifest`)")
+    checkpoint = checkpoints.load(source, device=device, expected_sha256=pinned)
     half = device.type == "cuda" and name in HALF_PRECISION_SAFE
     model = checkpoint.model.half() if half else checkpoint.model
-    return LoadedDetector(name, model, checkpoint.config, checkpoint.source, device, half)
+    fast = None
+    if fast_path and device.type == "cpu" and name in TRACE_SAFE:
+        fast = traced(model, checkpoint.config.input_size, device)
+    return LoadedDetector(name, model, checkpoint.config, checkpoint.source, device, half, fast)
 
 
 @dataclass

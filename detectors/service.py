@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
 from . import explain, registry, views
-from .media import DEFAULT_LIMITS, InputError, load_image, sample_frames
+from .media import DEFAULT_LIMITS, InputError, detect_kind, load_image, sample_frames
 from .pipeline import AGGREGATION_RULES, Analyzer, FaceResult, ImageReport
 from .robustness import probe
 from .spectrum import load_reference_band, log_spectrum
@@ -155,7 +156,10 @@ def figures(face_views: list[FaceView], index: int, with_cam: bool = False):
 
 def _load(path: str | None) -> np.ndarray:
     try:
-        return load_image(_require(path, "an image"), DEFAULT_LIMITS)
+        path = _require(path, "an image")
+        if detect_kind(path, DEFAULT_LIMITS) == "video":
+            raise InputError(f"{Path(path).name} is a video: analyse it in the Video tab")
+        return load_image(path, DEFAULT_LIMITS)
     except InputError as error:
         raise gr.Error(str(error)) from None
 
@@ -209,7 +213,10 @@ def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", w
         raise gr.Error(f"Unknown aggregation rule {rule!r}; choose one of: {', '.join(AGGREGATION_RULES)}.")
     try:
         progress(0.05, desc="decoding frames")
-        frames = sample_frames(_require(path, "a video"), int(frame_count), DEFAULT_LIMITS)
+        path = _require(path, "a video")
+        if detect_kind(path, DEFAULT_LIMITS) == "image":
+            raise InputError(f"{Path(path).name} is a picture, not a video: analyse it in the Image tab")
+        frames = sample_frames(path, int(frame_count), DEFAULT_LIMITS)
     except InputError as error:
         raise gr.Error(str(error)) from None
     progress(0.3, desc=f"finding and scoring faces in {len(frames)} frames")

@@ -113,6 +113,7 @@ def test_thresholds_make_three_way_verdicts():
 def test_registry_falls_back_to_shipped_and_reports_unavailable(tmp_path, model, monkeypatch):
     monkeypatch.setattr(registry, "ASSETS", tmp_path / "assets")
     checkpoints.save(model, tmp_path / "assets" / NAME)
+    registry.write_manifest()  # shipped checkpoints load only when pinned
     sources = registry.configured_sources({registry.SOURCES_VARIABLE: f"{NAME}=someone/missing@v1"})
     result = registry.load_all(sources, device=torch.device("cpu"))
     assert [d.name for d in result.detectors] == [NAME]

@@ -1,0 +1,104 @@
+"""The bad-input corpus, generated (nothing binary is committed): every case with what a correct answer is.
+
+Each case is a file and an expectation: ``ok`` (a result: ``faces`` says how many faces, or None for any) or
+``error`` (a regular expression the message must match, specific to what is wrong).
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from tests.fixtures import astronaut, write_audio_only, write_png_bomb, write_video
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    path: Path
+    kind: str | None  # "image" / "video" for readable inputs
+    error: str | None = None  # regex the error message must match; None: a result is expected
+    faces: int | None = None  # expected face count for results (None: any)
+    content: str | None = None  # what the content is even when it cannot be used: the app's tabs redirect it
+
+
+def _save(image: np.ndarray | Image.Image, path: Path, **kwargs) -> Path:
+    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(path, **kwargs)
+    return path
+
+
+def _long_video(path: Path, minutes: float = 25.0, fps: int = 1) -> Path:
+    """A tiny-picture clip longer than the 20-minute limit (one frame per second keeps it fast to write)."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        blank = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+        for i in range(int(minutes * 60 * fps)):
+            blank.pts = i
+            for packet in stream.encode(blank):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def build_corpus(folder: Path) -> list[Case]:
+    folder.mkdir(parents=True, exist_ok=True)
+    face = astronaut()
+    cases: list[Case] = []
+
+    def add(name, path, kind, error=None, faces=None, content=None):
+        cases.append(Case(name, Path(path), kind, error, faces, content or kind))
+
+    zero = folder / "zero_byte.jpg"
+    zero.write_bytes(b"")
+    add("zero-byte file", zero, None, "empty")
+    text = folder / "text_renamed.jpg"
+    text.write_text("this is a shopping list, not a picture\n" * 20)
+    add("text renamed .jpg", text, None, "neither a supported image nor a video|not a recognised image")
+    for fmt in ("JPEG", "PNG"):
+        buffer = io.BytesIO()
+        Image.fromarray(face).save(buffer, format=fmt)
+        cut = folder / f"truncated.{fmt.lower()}"
+        cut.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        add(f"truncated {fmt}", cut, None, "truncated or corrupt", content="image")
+    add("PNG declaring 30000x30000", write_png_bomb(folder / "bomb.png"), None, "megapixels|decompression bomb", content="image")
+    sixteen = (np.asarray(Image.fromarray(face).convert("L")).astype(np.uint16) * 257)
+    add("16-bit PNG", _save(Image.fromarray(sixteen, mode="I;16"), folder / "sixteen_bit.png"), "image", faces=1)
+    add("palette PNG", _save(Image.fromarray(face).convert("P", palette=Image.Palette.ADAPTIVE), folder / "palette.png"), "image", faces=1)
+    add("CMYK JPEG", _save(Image.fromarray(face).convert("CMYK"), folder / "cmyk.jpg", quality=90), "image", faces=1)
+    frames = [Image.fromarray(face), Image.fromarray(255 - face)]
+    gif = folder / "animated.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    add("animated GIF", gif, "image", faces=1)
+    rotated = Image.fromarray(np.ascontiguousarray(np.rot90(face)))  # stored on its side, EXIF says turn back
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    add("EXIF-rotated JPEG", _save(rotated, folder / "exif_rotated.jpg", exif=exif, quality=90), "image", faces=1)
+    add("1x1 image", _save(np.zeros((1, 1, 3), np.uint8), folder / "one_pixel.png"), "image", faces=0)
+    add("5000x5000 image", _save(Image.fromarray(face).resize((5000, 5000), Image.Resampling.BILINEAR), folder / "huge.jpg", quality=85), "image", faces=1)
+    add("image with no face", _save(np.full((240, 320, 3), (90, 140, 200), np.uint8), folder / "sky.png"), "image", faces=0)
+    add("mp4 with no video stream", write_audio_only(folder / "audio_only.mp4"), None, "no video stream|audio-only")
+    clip = write_video(folder / "clip.mp4", frames=40, fps=10, size=(256, 256), codec="libx264", picture=face)
+    data = clip.read_bytes()
+    truncated = folder / "truncated.mp4"
+    truncated.write_bytes(data[: len(data) // 3])
+    add("truncated mp4", truncated, None, "video file is truncated or corrupt")
+    add("video of one frame", write_video(folder / "one_frame.mp4", frames=1, size=(256, 256), picture=face), "video", faces=1)
+    add("very long video (25 min)", _long_video(folder / "very_long.mp4"), None, "over the limit", content="video")
+    add("PNG named .mp4", _save(face, folder / "really_a_picture.mp4", format="PNG"), "image", faces=1)
+    renamed = folder / "really_a_video.jpg"
+    clip.rename(renamed)
+    add("mp4 named .jpg", renamed, "video", faces=1)
+    odd = Path(os.fsdecode(bytes(folder) + b"/caf\xe9_latin1_\xff.png"))  # not valid UTF-8
+    add("non-UTF-8 file name", _save(face, odd, format="PNG"), "image", faces=1)
+    long_name = folder / ("a_very_long_file_name_" * 10 + "end.png")[:250]
+    add("250-character file name", _save(face, long_name, format="PNG"), "image", faces=1)
+    return cases
