@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Cached example results go to the temp folder, not into the working directory.
+os.environ.setdefault("GRADIO_EXAMPLES_CACHE", os.path.join(tempfile.gettempdir(), "deepfake-detectors-examples", "cache"))
 
 import gradio as gr  # noqa: E402
 
@@ -20,6 +23,7 @@ INTRO = (
     "the face's Fourier spectrum against real faces and where super-resolution fails to re-create it. "
     "**A verdict is evidence, not proof.** Nothing you upload is kept."
 )
+CACHE_SECONDS = 600  # uploads and derived files are deleted after at most 1.5x this
 CSS = """
 @media (max-width: 640px) { .gradio-container {padding: 4px !important} }
 """
@@ -40,9 +44,11 @@ def face_views_block(tab: str):
     return gallery, selector, table, heatmap, profile, error, cams
 
 
-def build_demo() -> gr.Blocks:
+def build_demo(concurrency: int = 2, max_queue: int = 32) -> gr.Blocks:
     examples = build_examples()
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    # Privacy: uploads and what is derived from them (crops, plots) live in Gradio's temp folder and are
+    # deleted within CACHE_SECONDS; nothing else is written (see README "Privacy").
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(CACHE_SECONDS // 2, CACHE_SECONDS)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Tab("Image", id="image-tab"):
             with gr.Row():
@@ -98,7 +104,7 @@ def build_demo() -> gr.Blocks:
             gallery, selector, *detail = views
             selector.change(service.select_face, [state, selector, cam], detail, api_name=False)
             cam.change(service.select_face, [state, selector, cam], detail, api_name=False)
-    demo.queue(default_concurrency_limit=2, max_size=32)
+    demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
     return demo
 
 
@@ -107,9 +113,11 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--share", action="store_true", help="public gradio.live link (local runs only)")
+    parser.add_argument("--concurrency", type=int, default=2, help="analyses run at once (default 2)")
+    parser.add_argument("--max-queue", type=int, default=32, help="requests that may wait; more are refused politely (default 32)")
     args = parser.parse_args()
     service.warm_up()  # load the models once and run them once, before the first request
-    build_demo().launch(
+    build_demo(args.concurrency, args.max_queue).launch(
         server_name=args.host,
         server_port=args.port,
         share=args.share,

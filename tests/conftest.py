@@ -18,3 +18,29 @@ def astronaut():
     from tests.fixtures import astronaut
 
     return astronaut()
+
+
+@pytest.fixture(scope="session")
+def start_app(tmp_path_factory):
+    """Start ``python app.py`` on a free loopback port with extra arguments; returns (url, process, home).
+
+    Each app gets its own HOME and TMPDIR, so tests can check what it writes. Stopped at session end.
+    """
+    from tests.fixtures import launch_app
+
+    started = []
+
+    def start(*args: str):
+        app = launch_app(tmp_path_factory.mktemp("app"), args)
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:
+        app.stop()
+
+
+@pytest.fixture(scope="session")
+def app_server(start_app):
+    """The app as shipped (default queue and concurrency), shared by the browser and load tests."""
+    return start_app()

@@ -1,8 +1,15 @@
 """Test inputs the tests make themselves: nothing binary is committed and nothing comes from ../shared."""
 from __future__ import annotations
 
+import os
+import socket
 import struct
+import subprocess
+import sys
+import time
+import urllib.request
 import zlib
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -64,3 +71,55 @@ def write_png_bomb(path: Path, width: int = 30000, height: int = 30000) -> Path:
     body = zlib.compress(b"\x00" * 1024)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", body) + _png_chunk(b"IEND", b""))
     return path
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RunningApp:
+    url: str
+    process: subprocess.Popen
+    home: Path
+    temp: Path
+    log: Path
+
+    def peak_rss_mb(self) -> float:
+        """The server process's high-water mark of resident memory (Linux /proc)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmHWM in /proc status")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def launch_app(folder: Path, args=(), timeout: float = 240.0) -> RunningApp:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home, temp = folder / "home", folder / "tmp"
+    home.mkdir()
+    temp.mkdir()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HOME": str(home), "TMPDIR": str(temp)}
+    env.pop("GRADIO_TEMP_DIR", None)
+    env.pop("GRADIO_EXAMPLES_CACHE", None)
+    log = folder / "app.log"
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *args], cwd=ROOT, env=env,
+                               stdout=log.open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read(1)
+            return RunningApp(url, process, home, temp, log)
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"app did not start: {log.read_text()[-3000:]}")
+            time.sleep(1)

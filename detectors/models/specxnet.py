@@ -347,6 +347,14 @@ class SpecXNet(Detector):
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+        # Each block's residual branch starts at zero (the last DFA's normalisation scales are zeroed), so the
+        # network starts as its skip path: ~30 stacked gated, re-normalised FFC layers otherwise start with a
+        # backward gain of ~100x towards the input and do not train from scratch (Goyal et al. 2017's zero-init
+        # of the last BN in each residual branch; an initialisation, not a change of the architecture).
+        for block in self.blocks:
+            last = block.rep[-2] if isinstance(block.rep[-1], DualMaxPool) else block.rep[-1]
+            nn.init.zeros_(last.pw.dual_attn.norm_l.weight)
+            nn.init.zeros_(last.pw.dual_attn.norm_g.weight)
 
     def forward_features(self, x: Tensor) -> Tensor:
         # NCHW throughout: with channels-last maps torch 2.13's CPU FFT backward corrupts memory (double free).

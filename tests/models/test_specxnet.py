@@ -22,9 +22,18 @@ def n_params(model: torch.nn.Module) -> int:
 
 @pytest.fixture(scope="module")
 def small_after_backward() -> SpecXNet:
-    """A small model in training mode after one backward pass of a batch of 2."""
+    """A small model in training mode after one backward pass of a batch of 2.
+
+    The residual branches start at zero (see ``SpecXNet._init_weights``), which blocks their gradients only
+    until the first step moves those scales; they are set off zero here as training would.
+    """
     torch.manual_seed(0)
     model = create("specxnet", "small").train()
+    with torch.no_grad():
+        for dfa in model.modules():
+            if isinstance(dfa, DualFourierAttention) and not dfa.norm_l.weight.any():
+                dfa.norm_l.weight.fill_(0.1)
+                dfa.norm_g.weight.fill_(0.1)
     size = model.config.input_size
     model(torch.randn(2, 3, size, size)).sum().backward()
     return model
@@ -76,6 +85,21 @@ def test_gradients_reach_spectral_branch(small_after_backward: SpecXNet) -> None
         lfu_grads += [m.conv_layer.weight.grad for m in block.modules() if isinstance(m, LocalFourierUnit)]
     assert blocks_with_spectral_grad == len(small_after_backward.blocks)
     assert lfu_grads and any(g.abs().sum() > 0 for g in lfu_grads)
+
+
+def test_residual_branches_start_at_zero() -> None:
+    torch.manual_seed(0)
+    model = create("specxnet", "small").eval()
+    x = torch.randn(1, 3, 128, 128)
+    for block in model.blocks:
+        out_l, out_g = block.rep((torch.randn(1, block_width(block), 16, 16), torch.randn(1, block_width(block), 16, 16)))
+        assert out_l.abs().max() == 0 and out_g.abs().max() == 0
+    assert torch.isfinite(model(x)).all()
+
+
+def block_width(block) -> int:
+    first = block.rep[1].dw.ffc.convl2l
+    return first.in_channels
 
 
 def test_dfa_fusion_weights_receive_gradient(small_after_backward: SpecXNet) -> None:

@@ -1,0 +1,102 @@
+"""Load: 20 concurrent gradio_client requests against the running app (loopback, bounded count and time).
+
+All must succeed (queued, not failed); with a small queue the excess is refused with a clear message; the
+server's peak memory stays bounded; after all of it the app has written nothing outside its temp folder.
+The figures are written to ``test-output/load.json`` for the record.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.fixtures import ROOT
+
+pytestmark = pytest.mark.slow
+REQUESTS = 20
+PEAK_RSS_LIMIT_MB = 2500
+
+
+@pytest.fixture(scope="module")
+def face_jpg(tmp_path_factory, astronaut):
+    path = tmp_path_factory.mktemp("load") / "portrait.jpg"
+    Image.fromarray(astronaut).save(path, quality=90)
+    return path
+
+
+def _fire(url: str, path: Path, count: int) -> list[tuple[float, object]]:
+    """``count`` /detect_image requests at once, one client each; (seconds, report or exception) per request."""
+    from gradio_client import Client, handle_file
+
+    def one(_):
+        client = Client(url, verbose=False)
+        started = time.monotonic()
+        try:
+            outcome = client.predict(handle_file(str(path)), False, False, api_name="/detect_image")[-1]
+        except Exception as error:  # noqa: BLE001 - the test inspects what each request got
+            outcome = error
+        return time.monotonic() - started, outcome
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def _untracked() -> set[str]:
+    out = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=ROOT, capture_output=True, text=True).stdout
+    return {line[3:] for line in out.splitlines() if "__pycache__" not in line and ".pytest_cache" not in line and not line[3:].startswith("test-output/")}
+
+
+def test_twenty_concurrent_requests_are_all_served(app_server, face_jpg):
+    before = _untracked()
+    started = time.monotonic()
+    results = _fire(app_server.url, face_jpg, REQUESTS)
+    wall = time.monotonic() - started
+    failures = [r for _, r in results if isinstance(r, Exception)]
+    latencies = sorted(seconds for seconds, _ in results)
+    figures = {
+        "requests": REQUESTS,
+        "failures": len(failures),
+        "wall_s": round(wall, 2),
+        "latency_median_s": round(float(np.median(latencies)), 2),
+        "latency_p95_s": round(float(np.percentile(latencies, 95)), 2),
+        "server_peak_rss_mb": round(app_server.peak_rss_mb(), 1),
+    }
+    (ROOT / "test-output").mkdir(exist_ok=True)
+    (ROOT / "test-output" / "load.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(figures)
+    assert not failures, failures[:3]
+    assert all(r["faces"]["count"] == 1 and r["verdict"] in ("fake", "real", "uncertain") for _, r in results)
+    reports = {json.dumps(r["scores"], sort_keys=True) for _, r in results}
+    assert len(reports) == 1  # concurrency does not change a score
+    assert figures["server_peak_rss_mb"] < PEAK_RSS_LIMIT_MB
+    # Privacy: nothing new in the project folder, nothing in the app's HOME (uploads live in its TMPDIR).
+    assert _untracked() <= before, _untracked() - before
+    assert [p for p in app_server.home.rglob("*") if p.is_file()] == []
+
+
+def test_a_full_queue_refuses_the_excess_politely_and_keeps_serving(start_app, face_jpg):
+    app = start_app("--max-queue", "3", "--concurrency", "1")
+    results = _fire(app.url, face_jpg, REQUESTS)
+    served = [r for _, r in results if isinstance(r, dict)]
+    refused = [r for _, r in results if isinstance(r, Exception)]
+    assert served and refused, (len(served), len(refused))
+    assert all("queue is full" in str(error).lower() for error in refused), {str(e) for e in refused}
+    assert _fire(app.url, face_jpg, 1)[0][1]["faces"]["count"] == 1  # still serving
+
+
+def test_bad_uploads_do_not_stop_the_server(app_server, tmp_path, face_jpg):
+    from gradio_client import Client, handle_file
+
+    client = Client(app_server.url, verbose=False)
+    cases = {"empty.jpg": b"", "text.png": b"plain text, not a picture\n" * 20, "cut.jpg": face_jpg.read_bytes()[:2000]}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(Exception, match="empty|neither a supported image nor a video|truncated or corrupt"):
+            client.predict(handle_file(str(tmp_path / name)), False, False, api_name="/detect_image")
+    assert client.predict(handle_file(str(face_jpg)), False, False, api_name="/detect_image")[-1]["faces"]["count"] == 1
