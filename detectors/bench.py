@@ -38,7 +38,7 @@ class Timing:
         return f"| {self.name} | {self.median_s * 1000:.1f} | {self.p95_s * 1000:.1f} | {ratio} |"
 
 
-def measure(name: str, run: Callable[[], object], repeats: int = 10, warmup: int = 2, budget_s: float = 60.0) -> Timing:
+def measure(name: str, run: Callable[[], object], repeats: int = 10, warmup: int = 3, budget_s: float = 60.0) -> Timing:
     """Time ``run`` ``repeats`` times after ``warmup`` calls, stopping early (at least 3 runs) past ``budget_s``."""
     for _ in range(warmup):
         run()
@@ -122,7 +122,8 @@ def bench_clip(path, seconds: float = 10.0, fps: int = 25, size: tuple[int, int]
     return path
 
 
-def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int = 16) -> tuple[list[Timing], dict]:
+def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int = 16, workers: int = 1,
+                     clip_seconds: float = 10.0) -> tuple[list[Timing], dict]:
     """Per-stage and end-to-end timings of the app's path with the shipped checkpoints (see module docstring)."""
     from PIL import Image
 
@@ -134,7 +135,7 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
     from .spectrum import load_reference_band, log_spectrum, radial_profile
 
     loaded = registry.load_all(device=device)
-    analyzer = Analyzer(loaded.detectors, ensemble=registry.load_ensemble(loaded.detectors))
+    analyzer = Analyzer(loaded.detectors, ensemble=registry.load_ensemble(loaded.detectors), workers=workers)
     folder = Path(tempfile.mkdtemp(prefix="deepfake-bench-"))
     picture = folder / "portrait.jpg"
     Image.fromarray(portrait()).save(picture, quality=90)  # 512 x 512, one face
@@ -171,12 +172,12 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
                          sync(lambda: analyzer.analyze_image(load_image(picture))), repeats)
     timings.append(end_to_end)
 
-    clip = bench_clip(folder / "clip.mp4")
+    clip = bench_clip(folder / "clip.mp4", seconds=clip_seconds)
     def video():
         frames = sample_frames(clip, video_frames)
         analyzer.analyze_frames(frames)
 
-    video_timing = measure(f"video: 10 s 640x360 H.264, {video_frames} frames sampled (decode, detect, score)", sync(video), max(3, repeats // 3), warmup=1)
+    video_timing = measure(f"video: {clip_seconds:g} s 640x360 H.264, {video_frames} frames sampled (decode, detect, score)", sync(video), max(3, repeats // 3), warmup=1)
     per_frame = Timing(f"video: per sampled frame ({video_frames} frames)", video_timing.median_s / video_frames,
                        video_timing.p95_s / video_frames, video_timing.runs)
     timings += [video_timing, per_frame]
@@ -184,6 +185,7 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
         "detectors": [f"{d.name}/{d.config.variant} from {d.source}" for d in analyzer.detectors],
         "video_frames_per_second": round(video_frames / video_timing.median_s, 2),
         "video_frames": video_frames,
+        "detector_workers": workers,
     }
     return timings, extra
 

@@ -154,7 +154,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     reference = bench.resnet50_reference(device)
     timings, extra = [], {}
     if not args.models_only:
-        timings, extra = bench.pipeline_timings(device, repeats=args.repeats, video_frames=args.video_frames)
+        timings, extra = bench.pipeline_timings(device, repeats=args.repeats, video_frames=args.video_frames, workers=args.workers,
+                                                   clip_seconds=args.clip_seconds)
     if args.models or args.models_only:
         timings += bench.model_latency(device, variants=args.variants, batches=args.batches, repeats=args.repeats)
     result = bench.report(reference, timings, device, **extra)
@@ -335,8 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="time the app's path stage by stage (median and p95) against a ResNet-50 reference")
     bench.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     bench.add_argument("--repeats", type=int, default=10, help="timed runs per stage after warm-up")
-    bench.add_argument("--video-frames", type=int, default=16, help="frames sampled from the 10 s clip")
+    bench.add_argument("--video-frames", type=int, default=16, help="frames sampled from the generated clip")
+    bench.add_argument("--clip-seconds", type=float, default=10.0, help="length of the generated clip")
     bench.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    bench.add_argument("--workers", type=int, default=1, help="detectors run side by side in this many threads")
     bench.add_argument("--models", action="store_true", help="also time every architecture and variant (random weights)")
     bench.add_argument("--models-only", action="store_true", help="only the architecture table (what the README's latency table is)")
     bench.add_argument("--variants", nargs="+", default=["small", "paper"], choices=("small", "paper"))

@@ -8,6 +8,7 @@ bare 0.5; without a fitted rule the ensemble is the mean probability and the ver
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, Sequence
@@ -126,11 +127,14 @@ class Analyzer:
     """Holds the face cropper, the loaded detectors and the ensemble rule; turns media into reports."""
 
     def __init__(self, detectors: Sequence[ScoringDetector] = (), cropper: FaceCropper | None = None,
-                 limits: Limits = DEFAULT_LIMITS, ensemble: Ensemble | None = None) -> None:
+                 limits: Limits = DEFAULT_LIMITS, ensemble: Ensemble | None = None, workers: int = 1) -> None:
         self.detectors = list(detectors)
         self.cropper = cropper or FaceCropper()
         self.limits = limits
         self.ensemble = ensemble
+        # workers > 1: the detectors run side by side in threads (torch releases the GIL), which beats
+        # splitting each small batch-1 forward over cores when the models are overhead-bound (see bench).
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="detector") if workers > 1 and len(self.detectors) > 1 else None
 
     # -- scoring -------------------------------------------------------------------------------------------
     def score_crops(self, crops: Sequence[FaceCrop]) -> list[FaceResult]:
@@ -140,8 +144,13 @@ class Analyzer:
             return results
         # Crops become one tensor once, resized once per input size, shared by every detector.
         shared = SharedInput([crop.image for crop in crops], getattr(self.detectors[0], "device", "cpu") if self.detectors else "cpu")
-        for detector in self.detectors:
-            for result, value in zip(results, detector.logits(shared)):
+        if self._pool is not None:
+            shared.prepare({d.config.input_size for d in self.detectors if hasattr(d, "config")})
+            all_logits = list(self._pool.map(lambda detector: detector.logits(shared), self.detectors))
+        else:
+            all_logits = [detector.logits(shared) for detector in self.detectors]
+        for detector, logits in zip(self.detectors, all_logits):
+            for result, value in zip(results, logits):
                 result.logits[detector.name] = float(value)
         for result in results:
             self._decide(result)

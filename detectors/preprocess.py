@@ -62,6 +62,12 @@ class SharedInput:
     def __iter__(self):
         return iter(self.crops)
 
+    def prepare(self, sizes) -> None:
+        """Resize for every size up front (before detectors read the batch from several threads)."""
+        for size in sizes:
+            if size not in self._resized:
+                self._resized[size] = resized_unit(self.pixels, size)
+
     def for_model(self, config: ModelConfig) -> torch.Tensor:
         if config.input_size not in self._resized:
             self._resized[config.input_size] = resized_unit(self.pixels, config.input_size)

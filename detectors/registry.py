@@ -32,10 +32,11 @@ ENSEMBLE_FILE = "ensemble.json"
 MANIFEST_FILE = "MANIFEST.json"  # sha256 of every shipped checkpoint file, checked at load
 # FFTs (SpecXNet) and log|DCT| (MD-CSD) lose too much in float16; the other two are plain convolutions.
 HALF_PRECISION_SAFE = frozenset({"sficonv", "resynthesis"})
-# CPU fast path: TorchScript trace -> freeze -> optimize_for_inference (batch norm folded into convolutions,
-# Python overhead gone). Checked against eager at load time. SpecXNet is left eager: its traced graph does
-# not reproduce the eager scores (shape-dependent code paths are baked in at trace time).
-TRACE_SAFE = frozenset({"sficonv", "resynthesis", "mdcsd"})
+# CPU fast path: TorchScript trace -> freeze (weights become constants, Python overhead gone) ->
+# optimize_for_inference where it applies (batch norm folded into convolutions; SpecXNet's adaptive pooling
+# keeps it at freeze). Checked against the eager model at load time, on another batch size than traced;
+# a model that does not match is used eagerly.
+TRACE_SAFE = frozenset({"specxnet", "sficonv", "resynthesis", "mdcsd"})
 TRACE_TOLERANCE = 1e-3  # on logits
 
 
@@ -115,8 +116,17 @@ class EnsembleScorer:
 
 
 def load_ensemble(members: Sequence[LoadedDetector], path: Path | None = None) -> EnsembleScorer | None:
-    """The ensemble rule shipped beside the checkpoints, or None when it has not been fitted yet."""
+    """The ensemble rule shipped beside the checkpoints, or None when it has not been fitted yet or the shipped
+    file does not match its pinned sha256 (the pipeline then falls back to the mean and a majority vote)."""
+    shipped = path is None
     path = path or ASSETS / ENSEMBLE_FILE
+    if shipped and path.is_file():
+        try:
+            pinned = json.loads((ASSETS / MANIFEST_FILE).read_text()).get("ensemble")
+        except (OSError, ValueError):
+            pinned = None
+        if pinned is None or checkpoints.sha256(path) != pinned:
+            return None
     try:
         rule = EnsembleRule.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError):
@@ -146,15 +156,27 @@ def traced(model: torch.nn.Module, size: int, device: torch.device) -> torch.nn.
     generator = torch.Generator().manual_seed(0)
     example = torch.rand(2, 3, size, size, generator=generator).to(device)
     check = torch.rand(3, 3, size, size, generator=generator).to(device)  # another batch size than traced
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fast = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, example, check_trace=False)))
-            if (fast(check) - model(check)).abs().max().item() > TRACE_TOLERANCE:
-                return None
-    except RuntimeError:
-        return None
-    return fast
+
+    def matches(candidate) -> bool:
+        try:
+            return (candidate(check) - model(check)).abs().max().item() <= TRACE_TOLERANCE
+        except RuntimeError:  # some optimisations only fail when run
+            return False
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            frozen = torch.jit.freeze(torch.jit.trace(model, example, check_trace=False))
+        except RuntimeError:
+            return None
+        try:
+            optimised = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, example, check_trace=False)))
+        except RuntimeError:
+            optimised = None
+        for candidate in (optimised, frozen):
+            if candidate is not None and matches(candidate):
+                return candidate
+    return None
 
 
 def manifest(path: Path | None = None) -> dict[str, dict[str, str]]:
@@ -171,7 +193,10 @@ def write_manifest(path: Path | None = None) -> Path:
     """Pin the sha256 of every shipped checkpoint (run after shipping new checkpoints)."""
     path = path or ASSETS / MANIFEST_FILE
     entries = {name: checkpoints.folder_digests(path.parent / name) for name in DETECTORS if (path.parent / name / checkpoints.WEIGHTS_FILE).is_file()}
-    path.write_text(json.dumps({"about": "sha256 of the shipped checkpoints; checked at every load", "checkpoints": entries}, indent=2) + "\n")
+    content = {"about": "sha256 of the shipped checkpoints and ensemble rule; checked at every load", "checkpoints": entries}
+    if (path.parent / ENSEMBLE_FILE).is_file():
+        content["ensemble"] = checkpoints.sha256(path.parent / ENSEMBLE_FILE)
+    path.write_text(json.dumps(content, indent=2) + "\n")
     return path
 
 

@@ -102,3 +102,12 @@ def test_fast_path_matches_the_eager_model():
         fast = detector.logits(crops)
         detector.fast = None
         assert np.abs(fast - detector.logits(crops)).max() < registry.TRACE_TOLERANCE, name
+
+
+def test_a_tampered_ensemble_rule_is_not_used(assets):
+    detectors = _load_all().detectors
+    assert registry.load_ensemble(detectors) is not None
+    rule = json.loads((assets / registry.ENSEMBLE_FILE).read_text())
+    rule["intercept"] = rule.get("intercept", 0) + 5.0
+    (assets / registry.ENSEMBLE_FILE).write_text(json.dumps(rule))
+    assert registry.load_ensemble(detectors) is None

@@ -1,0 +1,24 @@
+"""The bench command's structure (figures themselves come from running it, never from a test)."""
+import json
+
+import pytest
+
+from detectors import cli
+
+
+@pytest.mark.slow
+def test_bench_reports_every_stage_with_ratios_and_memory(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--repeats", "1", "--video-frames", "2", "--clip-seconds", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    names = [t["name"] for t in report["timings"]]
+    for stage in ("decode", "face detection", "cropping", "detector: SpecXNet", "detector: SFIConv", "detector: Re-synthesis",
+                  "detector: MD-CSDNetwork", "spectra", "error map", "plot building", "one-face image end to end", "video: per sampled frame"):
+        assert any(name.startswith(stage) for name in names), stage
+    assert report["reference"]["median_s"] > 0 and report["peak_rss_mb"] > 100
+    for timing in report["timings"]:
+        assert timing["median_s"] > 0 and timing["p95_s"] >= timing["median_s"]
+        assert timing["ratio_to_reference"] == pytest.approx(timing["median_s"] / report["reference"]["median_s"])
+    assert report["video_frames_per_second"] > 0
+    assert "| what | median ms | p95 ms | x ResNet-50 |" in capsys.readouterr().out
+
