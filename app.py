@@ -25,14 +25,17 @@ INTRO = (
 )
 CACHE_SECONDS = 600  # uploads and derived files are deleted after at most 1.5x this
 CSS = """
+/* Face crops as fixed-size thumbnails: Gradio stretches a lone gallery item to the full width. */
+.face-gallery .grid-container {grid-template-columns: repeat(auto-fill, 150px) !important;
+                               grid-template-rows: none !important; grid-auto-rows: 150px !important}
 @media (max-width: 640px) { .gradio-container {padding: 4px !important} }
 """
 
 
 def face_views_block(tab: str):
     """The per-face views shared by both tabs; returns the output components in the service's order."""
-    gallery = gr.Gallery(label="Faces (the crops the detectors saw)", columns=6, rows=1, height=170, object_fit="scale-down",
-                         preview=False, allow_preview=True)
+    gallery = gr.Gallery(label="Faces (the crops the detectors saw)", columns=6, height=190, object_fit="contain",
+                         preview=False, allow_preview=True, elem_classes=["face-gallery"])
     selector = gr.Dropdown(label="Face shown below", choices=[], visible=False, interactive=True)
     table = gr.Dataframe(headers=service.TABLE_HEADERS, label="Verdicts (calibrated thresholds)", interactive=False, elem_id=f"{tab}-verdicts")
     with gr.Row(equal_height=True):
