@@ -56,7 +56,7 @@ def build_demo(concurrency: int = 2, max_queue: int = 32) -> gr.Blocks:
         with gr.Tab("Image", id="image-tab"):
             with gr.Row():
                 with gr.Column(scale=1, min_width=280) as image_controls:
-                    image_in = service.UploadedImage(label="Picture", type="filepath", elem_id="image-upload", sources=["upload", "clipboard", "webcam"])
+                    image_in = service.raw_upload(gr.Image(label="Picture", type="filepath", elem_id="image-upload", sources=["upload", "clipboard", "webcam"]))
                     whole = gr.Checkbox(label="If no face is found, score the whole image", value=False)
                     image_cam = gr.Checkbox(label="Show Grad-CAM heatmaps (slower)", value=False)
                     image_go = gr.Button("Analyse", variant="primary", elem_id="image-analyse")

@@ -26,18 +26,16 @@ TABLE_HEADERS = ["detector", "P(fake)", "verdict", "threshold"]
 PROBE_HEADERS = ["perturbation", "detector", "P(fake) before", "P(fake) after", "verdict before", "verdict after", "flipped"]
 
 
-class UploadedImage(gr.Image):
-    """``gr.Image`` that hands the uploaded file to our own decoder untouched.
+def raw_upload(component: gr.Image) -> gr.Image:
+    """Make an image input hand the uploaded file to our own decoder untouched.
 
     The stock component decodes the upload with PIL before any handler runs, so a corrupt file or a
-    decompression bomb failed with PIL's words (or not at all); :func:`detectors.media.load_image` checks
-    limits first and says what is wrong. Same widget in the page (``is_template``).
+    decompression bomb failed with PIL's words; :func:`detectors.media.load_image` checks limits first and
+    says what is wrong. Overridden on the instance rather than in a subclass: Gradio writes a ``.pyi`` stub
+    next to the source of every component subclass, and the app must not write into its own folder.
     """
-
-    is_template = True
-
-    def preprocess(self, payload):
-        return None if payload is None else payload.path
+    component.preprocess = lambda payload: None if payload is None else payload.path
+    return component
 
 
 DETECTOR_WORKERS = 2  # on CPU: detectors side by side, one torch thread each (fastest on 2 cores; see README "Speed")
