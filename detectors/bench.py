@@ -96,30 +96,22 @@ def peak_rss_mb() -> float:
 
 def bench_clip(path, seconds: float = 10.0, fps: int = 25, size: tuple[int, int] = (640, 360)):
     """A 10 s H.264 clip of the astronaut portrait drifting slowly across the frame (one face per frame)."""
-    from fractions import Fraction
 
-    import av
     from PIL import Image
 
     from .examples import portrait
+    from .media import encode_video
 
     face = Image.fromarray(portrait()).resize((300, 300))
-    width, height = size
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        frames = int(seconds * fps)
-        for i in range(frames):
-            canvas = Image.new("RGB", size, (40, 60, 80))
-            canvas.paste(face, (int(20 + (width - 340) * i / frames), 30))
-            frame = av.VideoFrame.from_ndarray(np.asarray(canvas), format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    width, _ = size
+    count = int(seconds * fps)
+
+    def frame(i: int) -> np.ndarray:
+        canvas = Image.new("RGB", size, (40, 60, 80))
+        canvas.paste(face, (int(20 + (width - 340) * i / count), 30))
+        return np.asarray(canvas)
+
+    return encode_video(path, (frame(i) for i in range(count)), fps)
 
 
 def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int = 16, workers: int = 1,

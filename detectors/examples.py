@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
 from .faces import FaceCropper
+from .media import encode_video
 from .preprocess import CROP_SIZE
 
 DEFAULT_FOLDER = Path(tempfile.gettempdir()) / "deepfake-detectors-examples"
@@ -58,22 +57,14 @@ def zoom_video(image: np.ndarray, path: Path, seconds: float = 3.0, fps: int = 1
     frames = int(seconds * fps)
     height, width = image.shape[:2]
     picture = Image.fromarray(image)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        for i in range(frames):
-            scale = 1.0 - 0.25 * i / max(1, frames - 1)
-            w, h = width * scale, height * scale
-            box = ((width - w) / 2, (height - h) / 3, (width + w) / 2, (height - h) / 3 + h)
-            rgb = np.asarray(picture.resize((size, size), Image.Resampling.BICUBIC, box=box))
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+
+    def frame(i: int) -> np.ndarray:
+        scale = 1.0 - 0.25 * i / max(1, frames - 1)
+        w, h = width * scale, height * scale
+        box = ((width - w) / 2, (height - h) / 3, (width + w) / 2, (height - h) / 3 + h)
+        return np.asarray(picture.resize((size, size), Image.Resampling.BICUBIC, box=box))
+
+    return encode_video(path, (frame(i) for i in range(frames)), fps)
 
 
 def build_examples(folder: str | os.PathLike | None = None, cropper: FaceCropper | None = None) -> list[Path]:

@@ -8,13 +8,12 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
+from detectors.media import encode_video
 from tests.fixtures import astronaut, write_audio_only, write_png_bomb, write_video
 
 
@@ -35,18 +34,8 @@ def _save(image: np.ndarray | Image.Image, path: Path, **kwargs) -> Path:
 
 def _long_video(path: Path, minutes: float = 25.0, fps: int = 1) -> Path:
     """A tiny-picture clip longer than the 20-minute limit (one frame per second keeps it fast to write)."""
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        blank = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
-        for i in range(int(minutes * 60 * fps)):
-            blank.pts = i
-            for packet in stream.encode(blank):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    blank = np.zeros((32, 32, 3), np.uint8)
+    return encode_video(path, (blank for _ in range(int(minutes * 60 * fps))), fps, codec="mpeg4")
 
 
 def build_corpus(folder: Path) -> list[Case]:

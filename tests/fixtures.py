@@ -10,12 +10,13 @@ import time
 import urllib.request
 import zlib
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 from PIL import Image
+
+from detectors.media import encode_video
 
 
 def astronaut() -> np.ndarray:
@@ -29,22 +30,13 @@ def write_video(path: Path, frames: int = 30, fps: int = 10, size: tuple[int, in
                 picture: np.ndarray | None = None) -> Path:
     """A clip whose frame i has mean brightness ~ 6 * i (so a decoded frame tells its index), or ``picture``."""
     width, height = size
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        for i in range(frames):
-            if picture is None:
-                rgb = np.full((height, width, 3), min(6 * i, 255), dtype=np.uint8)
-            else:
-                rgb = np.asarray(Image.fromarray(picture).resize((width, height)))
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+
+    def frame(i: int) -> np.ndarray:
+        if picture is None:
+            return np.full((height, width, 3), min(6 * i, 255), dtype=np.uint8)
+        return np.asarray(Image.fromarray(picture).resize((width, height)))
+
+    return encode_video(path, (frame(i) for i in range(frames)), fps, codec)
 
 
 def write_audio_only(path: Path, seconds: float = 0.5) -> Path:

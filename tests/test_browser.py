@@ -53,6 +53,15 @@ def browser():
         b.close()
 
 
+def _screenshots(page, tab: str) -> None:
+    """The page as it is (1280x800), then on a phone-sized viewport."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{tab}-1280x800.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / f"{tab}-mobile.png"), full_page=True)
+
+
 def _numbers(text: str) -> list[float]:
     return [float(x) for x in re.findall(r"\b[01](?:\.\d+)?\b", text)]
 
@@ -78,10 +87,7 @@ def test_image_tab(browser, app_url, face_png):
     plots.first.wait_for(timeout=30_000)
     titles = " | ".join(page.locator(".js-plotly-plot .gtitle").all_text_contents())
     assert "2D FFT" in titles and "Radial profile" in titles and "Re-synthesis error" in titles, titles
-    page.screenshot(path=str(SHOTS / "image-1280x800.png"), full_page=True)
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(1000)
-    page.screenshot(path=str(SHOTS / "image-mobile.png"), full_page=True)
+    _screenshots(page, "image")
     page.close()
 
 
@@ -96,10 +102,7 @@ def test_video_tab(browser, app_url, face_mp4):
     timeline = page.locator(".js-plotly-plot .gtitle", has_text="per sampled frame")
     timeline.first.wait_for(timeout=30_000)
     assert "Aggregation: mean" in page.locator("#video-summary").inner_text()
-    page.screenshot(path=str(SHOTS / "video-1280x800.png"), full_page=True)
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(1000)
-    page.screenshot(path=str(SHOTS / "video-mobile.png"), full_page=True)
+    _screenshots(page, "video")
     page.close()
 
 
