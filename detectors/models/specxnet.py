@@ -21,8 +21,11 @@ Where this file departs from the released code, and why:
   pairs, cannot consume (re-enabling those lines breaks the released model). We apply the fusion and keep
   the pair: ``Y_l <- 2 w_l Y_l`` and ``Y_g <- 2 w_g Y_g``. The mean of the returned pair is exactly the
   paper's fused map, each stream is still weighted by the learned, input-dependent importance the figure
-  shows, and the factor 2 keeps the scale unchanged at balance (``w = 0.5`` each, about where the fresh
-  Linear starts, i.e. close to the released code's output).
+  shows, and the factor 2 keeps the scale unchanged at balance (``w = 0.5`` each, exactly where the
+  zero-initialised Linear starts, i.e. the released code's output).
+- **Initialisation (ours; the paper trains from ImageNet weights, we cannot).** Each block's residual branch
+  starts at zero, and every DFA gate and fusion Linear starts input-independent (see ``_init_weights``).
+  The architecture and the set of parameters are unchanged.
 - **One logit.** The head is Linear(C -> 1) (``sigmoid = P(fake)``, label 1 = fake) instead of the paper's
   2-way softmax (the released trainer even left the default 1000-way head on ImageFolder labels, i.e.
   alphabetical folder order). Hence 67,857,325 parameters instead of the brief's 67,858,350 (2-class head).
@@ -355,6 +358,14 @@ class SpecXNet(Detector):
             last = block.rep[-2] if isinstance(block.rep[-1], DualMaxPool) else block.rep[-1]
             nn.init.zeros_(last.pw.dual_attn.norm_l.weight)
             nn.init.zeros_(last.pw.dual_attn.norm_g.weight)
+        # Every DFA starts input-independent: gates at 0.5 (scale 1.5) and fusion weights at 0.5 each (factor 1).
+        # Random gates and fusion weights multiply each sample by its own random gain in each of ~30 layers,
+        # which batch normalisation (per batch, not per sample) cannot undo: the signal drowns in that noise.
+        for module in self.modules():
+            if isinstance(module, DualFourierAttention):
+                for layer in (module.fusion_weight, module.attn_local[2], module.attn_global[2]):
+                    nn.init.zeros_(layer.weight)
+                    nn.init.zeros_(layer.bias)
 
     def forward_features(self, x: Tensor) -> Tensor:
         # NCHW throughout: with channels-last maps torch 2.13's CPU FFT backward corrupts memory (double free).

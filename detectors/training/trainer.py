@@ -62,7 +62,7 @@ class Recipe:
 # The paper variants are for GPUs.
 RECIPES = {
     ("specxnet", "small"): Recipe(steps=1000, validate_every=250, channels_last=False),
-    ("sficonv", "small"): Recipe(steps=1600, validate_every=400),
+    ("sficonv", "small"): Recipe(steps=1100, validate_every=275),
     ("resynthesis", "small"): Recipe(steps=900, validate_every=225, sr_steps=300),
     ("mdcsd", "small"): Recipe(steps=2000, validate_every=400),
     ("specxnet", "paper"): Recipe(steps=20000, batch_size=64, lr=5e-4, validate_every=1000, channels_last=False),

@@ -97,6 +97,22 @@ def test_residual_branches_start_at_zero() -> None:
     assert torch.isfinite(model(x)).all()
 
 
+def test_dfa_starts_input_independent() -> None:
+    """Fresh model: every DFA gate sits at 0.5 and both fusion weights at 0.5, whatever the input, so no layer
+    multiplies a sample by its own random gain before training."""
+    torch.manual_seed(0)
+    model = create("specxnet", "small").eval()
+    dfas = [m for m in model.modules() if isinstance(m, DualFourierAttention)]
+    assert dfas
+    for dfa in dfas:
+        channels = dfa.norm_l.num_features
+        pooled = torch.randn(4, channels, 1, 1) * 3
+        torch.testing.assert_close(dfa.attn_local(pooled), torch.full_like(pooled, 0.5))
+        torch.testing.assert_close(dfa.attn_global(pooled), torch.full_like(pooled, 0.5))
+        weights = torch.softmax(dfa.fusion_weight(torch.randn(4, 2 * channels)), dim=1)
+        torch.testing.assert_close(weights, torch.full_like(weights, 0.5))
+
+
 def block_width(block) -> int:
     first = block.rep[1].dw.ffc.convl2l
     return first.in_channels
