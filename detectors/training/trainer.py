@@ -57,8 +57,9 @@ class Recipe:
     curriculum: float = 0.5
 
 
-# Sized so that each small detector trains in about 40 minutes on two otherwise idle CPU cores (measured: see
-# the model cards), inside the 45-minute budget; validation AUC was still rising at the end of 20-minute runs.
+# Sized for about 35-40 minutes per small detector on two otherwise idle CPU cores (measured: see the model
+# cards), inside the 45-minute budget. Exception: SpecXNet's 1,000 steps overrun it once the loader's
+# full-strength augmentation competes for the cores (its shipped checkpoint is step 750, at 36.9 min).
 # The paper variants are for GPUs.
 RECIPES = {
     ("specxnet", "small"): Recipe(steps=1000, validate_every=250, channels_last=False),
