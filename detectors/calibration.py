@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize
 from scipy.special import expit
-from sklearn.linear_model import LogisticRegression
 
 from detectors.metrics import equal_error_rate, validate_inputs
 
@@ -155,12 +155,40 @@ class EnsembleRule:
         return float(self.probabilities(np.array([row]))[0])
 
 
+def fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0) -> tuple[np.ndarray, float]:
+    """Minimise ``0.5 |w|^2 + c * sum(log-loss)`` over ``w >= 0`` and a free intercept (L-BFGS-B).
+
+    The objective is sklearn's ``LogisticRegression(C=c)``; with no active bound the result is the same fit.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    d = x.shape[1]
+
+    def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = params[:d], params[d]
+        z = x @ w + b
+        loss = np.logaddexp(0.0, np.where(y > 0, -z, z)).sum()  # -log p(y | z), without overflow
+        residual = expit(z) - y  # d loss / d z
+        gradient = np.append(w + c * (x.T @ residual), c * residual.sum())
+        return 0.5 * w @ w + c * loss, gradient
+
+    bounds = [(0.0, None)] * d + [(None, None)]
+    result = minimize(objective, np.zeros(d + 1), jac=True, method="L-BFGS-B", bounds=bounds,
+                      options={"maxiter": 1000, "gtol": 1e-8})
+    return result.x[:d], float(result.x[d])
+
+
 def fit_ensemble(names: list[str], logits: np.ndarray, labels: np.ndarray) -> EnsembleRule:
     """Fit the ensemble on validation logits (N x D, columns in ``names`` order) and calibrate it.
 
-    sklearn ``LogisticRegression(C=1.0)`` on the raw logits; NaN entries (a detector that gave no score) are
-    replaced by that column's mean, exactly as :meth:`EnsembleRule.probability` does at inference. The
-    calibration is :func:`fit_thresholds` on the fitted rule's own probabilities for the same data.
+    L2-regularised logistic regression on the raw logits (sklearn's ``LogisticRegression(C=1.0)`` objective)
+    with every coefficient held >= 0 (:func:`fit_nonnegative_logistic`): a detector's logit is evidence of
+    "fake", so the rule may weigh a detector down to zero but never read its "fake" as evidence of "real". An
+    unconstrained fit did exactly that to the near-chance SpecXNet (coefficient -0.25 on validation), a
+    suppressor fitted to validation quirks that would not transfer to other fakes and would contradict the
+    side-by-side verdicts. NaN entries (a detector that gave no score) are replaced by that column's mean,
+    exactly as :meth:`EnsembleRule.probability` does at inference. The calibration is :func:`fit_thresholds` on
+    the fitted rule's own probabilities for the same data.
     """
     x = np.asarray(logits, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != len(names):
@@ -174,11 +202,11 @@ def fit_ensemble(names: list[str], logits: np.ndarray, labels: np.ndarray) -> En
     if not finite.any(axis=0).all():
         raise ValueError("every detector needs at least one finite logit")
     means = np.array([x[finite[:, j], j].mean() for j in range(x.shape[1])])
-    model = LogisticRegression(C=1.0).fit(np.where(finite, x, means), y)
+    coefficients, intercept = fit_nonnegative_logistic(np.where(finite, x, means), y)
     rule = EnsembleRule(
         names=list(names),
-        coefficients=[float(c) for c in model.coef_[0]],
-        intercept=float(model.intercept_[0]),
+        coefficients=[float(c) for c in coefficients],
+        intercept=float(intercept),
         calibration=Calibration(math.nan, math.nan, math.nan, ""),  # replaced just below
         means=[float(m) for m in means],
     )

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from detectors.calibration import Calibration, EnsembleRule, fit_ensemble, fit_thresholds
+from detectors.calibration import Calibration, EnsembleRule, fit_ensemble, fit_nonnegative_logistic, fit_thresholds
 from detectors.metrics import binary_metrics
 
 # Ranked: .9F .8F .7R .6F .5R .3F .2R .1R (EER 0.25 exactly at 0.6)
@@ -87,6 +87,35 @@ def test_ensemble_weights_the_informative_detector():
     assert ensemble_auc >= binary_metrics(labels, logits[:, 0]).auc - 0.01
     c = rule.calibration
     assert c.uncertain_low <= c.decision <= c.uncertain_high
+
+
+def test_nonnegative_fit_is_sklearns_fit_when_no_bound_is_active():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 2000)
+    logits = np.column_stack([rng.normal(0, 1, 2000) + 2.0 * labels, rng.normal(1, 1, 2000) + 0.7 * labels])
+    coefficients, intercept = fit_nonnegative_logistic(logits, labels)
+    reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=1000).fit(logits, labels)
+    assert np.all(reference.coef_[0] > 0)  # so no bound is active
+    np.testing.assert_allclose(coefficients, reference.coef_[0], rtol=1e-4)
+    assert intercept == pytest.approx(reference.intercept_[0], rel=1e-4)
+
+
+def test_ensemble_never_inverts_a_detector():
+    # A suppressor: "nuisance" is noise that also leaks into the good detector's logit, so an unconstrained fit
+    # gives "inverted" (= nuisance) a negative weight to cancel it.
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, 3000)
+    nuisance = rng.normal(0, 1, 3000)
+    logits = np.column_stack([2.0 * labels + 1.5 * nuisance + rng.normal(0, 0.5, 3000), nuisance])
+    from sklearn.linear_model import LogisticRegression
+
+    assert LogisticRegression(C=1.0).fit(logits, labels).coef_[0][1] < -0.5
+    rule = fit_ensemble(["good", "inverted"], logits, labels)
+    assert rule.coefficients[0] > 0
+    assert rule.coefficients[1] == 0.0
+    assert rule.probability({"good": 1.0, "inverted": 3.0}) == pytest.approx(rule.probability({"good": 1.0, "inverted": -3.0}))
 
 
 def test_ensemble_probability_matches_batch_and_handles_missing():

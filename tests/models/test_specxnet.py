@@ -97,6 +97,19 @@ def test_residual_branches_start_at_zero() -> None:
     assert torch.isfinite(model(x)).all()
 
 
+def test_residual_init_scales_the_branch_output() -> None:
+    branches, maps = [], None
+    for scale in (1.0, 0.25):
+        torch.manual_seed(0)
+        block = create("specxnet", "small", residual_init=scale).eval().blocks[3]  # a middle block, no pooling
+        if maps is None:
+            maps = (torch.randn(2, block_width(block), 16, 16), torch.randn(2, block_width(block), 16, 16))
+        branches.append(block.rep(maps))
+    for full, quarter in zip(*branches):
+        assert full.abs().max() > 0
+        torch.testing.assert_close(quarter, 0.25 * full)
+
+
 def test_dfa_starts_input_independent() -> None:
     """Fresh model: every DFA gate sits at 0.5 and both fusion weights at 0.5, whatever the input, so no layer
     multiplies a sample by its own random gain before training."""
