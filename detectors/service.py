@@ -248,7 +248,7 @@ def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", w
     record = {"kind": "video", **analyzer().video_record(frames, reports, rule)}
     with_face = sum(bool(r.faces) for r in reports)
     summary_face = analyzer().video_summary(reports, rule)
-    index = max(tops)[1] if tops else 0
+    index = max(tops, key=lambda top: top[0])[1] if tops else 0  # ties (repeated frames): the earliest
     if summary_face is None:
         summary = views.notice_html("No face found", f"None of the {len(frames)} sampled frames shows a face the detector is sure of (confidence >= 0.9).")
     else:
