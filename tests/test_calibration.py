@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from detectors.calibration import Calibration, EnsembleRule, fit_ensemble, fit_nonnegative_logistic, fit_thresholds
 from detectors.metrics import binary_metrics
@@ -90,8 +91,6 @@ def test_ensemble_weights_the_informative_detector():
 
 
 def test_nonnegative_fit_is_sklearns_fit_when_no_bound_is_active():
-    from sklearn.linear_model import LogisticRegression
-
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 2, 2000)
     logits = np.column_stack([rng.normal(0, 1, 2000) + 2.0 * labels, rng.normal(1, 1, 2000) + 0.7 * labels])
@@ -109,8 +108,6 @@ def test_ensemble_never_inverts_a_detector():
     labels = rng.integers(0, 2, 3000)
     nuisance = rng.normal(0, 1, 3000)
     logits = np.column_stack([2.0 * labels + 1.5 * nuisance + rng.normal(0, 0.5, 3000), nuisance])
-    from sklearn.linear_model import LogisticRegression
-
     assert LogisticRegression(C=1.0).fit(logits, labels).coef_[0][1] < -0.5
     rule = fit_ensemble(["good", "inverted"], logits, labels)
     assert rule.coefficients[0] > 0

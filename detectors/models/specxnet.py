@@ -322,7 +322,6 @@ class SpecXNet(Detector):
         residual_init: float = 0.0,
     ) -> None:
         super().__init__()
-        self.residual_init = residual_init
         self.conv1 = nn.Conv2d(3, stem_widths[0], kernel_size=3, stride=2, bias=False)
         self.bn1 = nn.BatchNorm2d(stem_widths[0])
         self.conv2 = nn.Conv2d(stem_widths[0], stem_widths[1], kernel_size=3, bias=False)
@@ -342,9 +341,9 @@ class SpecXNet(Detector):
         self.conv4 = FFCSeparableConv(head_widths[0], head_widths[1], enable_lfu)
         self.bn4 = nn.BatchNorm2d(head_widths[1] // 2)
         self.fc = nn.Linear(head_widths[1] // 2, 1)
-        self._init_weights()
+        self._init_weights(residual_init)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, residual_init: float) -> None:
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
@@ -359,8 +358,8 @@ class SpecXNet(Detector):
         # ended at the same validation AUC as from zero (see the model card), so zero stays the default.
         for block in self.blocks:
             last = block.rep[-2] if isinstance(block.rep[-1], DualMaxPool) else block.rep[-1]
-            nn.init.constant_(last.pw.dual_attn.norm_l.weight, self.residual_init)
-            nn.init.constant_(last.pw.dual_attn.norm_g.weight, self.residual_init)
+            nn.init.constant_(last.pw.dual_attn.norm_l.weight, residual_init)
+            nn.init.constant_(last.pw.dual_attn.norm_g.weight, residual_init)
         # Every DFA starts input-independent: gates at 0.5 (scale 1.5) and fusion weights at 0.5 each (factor 1).
         # Random gates and fusion weights multiply each sample by its own random gain in each of ~30 layers,
         # which batch normalisation (per batch, not per sample) cannot undo: the signal drowns in that noise.
