@@ -182,10 +182,22 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
     return timings, extra
 
 
+def cpu_name() -> str:
+    """The processor's model name (``platform.processor()`` is empty on most Linux systems)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_description(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    threads = torch.get_num_threads()
+    return f"{platform.machine()} {cpu_name()}, {threads} torch thread{'s' if threads > 1 else ''}, torch {torch.__version__}"
 
 
 def report(reference: Timing, timings: list[Timing], device: torch.device, **extra) -> dict:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -30,6 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .. import checkpoints, models
+from ..bench import machine_description
 from ..calibration import fit_thresholds
 from ..checkpoints import CheckpointConfig, Thresholds
 from ..metrics import binary_metrics
@@ -57,14 +57,16 @@ class Recipe:
     curriculum: float = 0.5
 
 
-# Sized for about 35-41 minutes per small detector on two otherwise idle CPU cores (measured: see the model
-# cards), inside the 45-minute budget. SpecXNet learns more slowly than the ResNet-based models, so its
-# augmentation ramps over 75 % of its steps instead of 50 %. The paper variants are for GPUs.
+# Sized for 25-39 minutes per small detector on the project's 2-core development machine (AMD EPYC, ResNet-50
+# forward 59 ms), measured with two runs side by side, one core each (OMP_NUM_THREADS=1): see the model cards.
+# The hosts of earlier sessions were about twice as slow; there SFIConv, MD-CSD and re-synthesis take 50-59 min.
+# SpecXNet learns more slowly than the ResNet-based models, so its augmentation ramps over 75 % of its steps
+# instead of 50 %; longer (1,500 steps) or gentler (lr 3e-4) runs ended worse. The paper variants are for GPUs.
 RECIPES = {
     ("specxnet", "small"): Recipe(steps=1100, validate_every=367, channels_last=False, curriculum=0.75),
-    ("sficonv", "small"): Recipe(steps=1100, validate_every=275),
-    ("resynthesis", "small"): Recipe(steps=900, validate_every=225, sr_steps=300),
-    ("mdcsd", "small"): Recipe(steps=2000, validate_every=400),
+    ("sficonv", "small"): Recipe(steps=1900, validate_every=380),
+    ("resynthesis", "small"): Recipe(steps=1900, validate_every=380, sr_steps=500),
+    ("mdcsd", "small"): Recipe(steps=3000, validate_every=500),
     ("specxnet", "paper"): Recipe(steps=20000, batch_size=64, lr=5e-4, validate_every=1000, channels_last=False),
     ("sficonv", "paper"): Recipe(steps=20000, batch_size=64, lr=5e-4, validate_every=1000),
     ("resynthesis", "paper"): Recipe(steps=20000, batch_size=64, lr=5e-4, validate_every=1000, sr_steps=20000, sr_batch_size=32),
@@ -288,7 +290,7 @@ class Trainer:
             "seconds": round(self.state["seconds"], 1),
             "device": self.run.device.type,
             "world_size": self.run.world,
-            "hardware": torch.cuda.get_device_name(self.run.device) if self.run.device.type == "cuda" else f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
+            "hardware": machine_description(self.run.device),
             "faces": counts,
             "history": self.state["history"],
         }
