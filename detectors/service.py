@@ -149,8 +149,14 @@ def cam_images(crop: np.ndarray) -> list[tuple[np.ndarray, str]]:
     out = []
     for detector in analyzer().detectors:
         cam = explain.grad_cam(detector, crop)
-        if cam is not None:
+        if cam is None:
+            continue
+        if cam.max() > 0:
             out.append((views.heat_overlay_image(crop, cam), f"{detector.display_name}: where the fake logit looks"))
+        else:
+            # Rectified Grad-CAM is zero where every region lowers the fake logit (typical for a face the detector
+            # finds real): an all-blue overlay would read as a map, so show the crop and say so.
+            out.append((crop, f"{detector.display_name}: no region raises the fake logit"))
     return out
 
 

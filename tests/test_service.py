@@ -57,12 +57,18 @@ def test_grad_cam_gives_one_normalised_heatmap_per_detector(image_outputs):
     *_, face_views = image_outputs
     table, heatmap, profile, error, cams = service.select_face(face_views, 0, True)
     assert cams["visible"] and len(cams["value"]) == len(service.analyzer().detectors)
-    overlay, caption = cams["value"][0]
-    assert overlay.shape == (256, 256, 3) and overlay.dtype == np.uint8 and "SpecXNet" in caption
     from detectors import explain
 
-    cam = explain.grad_cam(service.analyzer().detectors[1], face_views[0].crop)
-    assert cam.shape == (256, 256) and cam.min() >= 0.0 and cam.max() == pytest.approx(1.0)
+    crop = face_views[0].crop
+    for detector, (overlay, caption) in zip(service.analyzer().detectors, cams["value"]):
+        assert overlay.shape == (256, 256, 3) and overlay.dtype == np.uint8 and detector.display_name in caption
+        cam = explain.grad_cam(detector, crop)
+        assert cam.shape == (256, 256) and cam.min() >= 0.0
+        if cam.max() > 0:  # normalised to a peak of 1 and drawn over the crop
+            assert cam.max() == pytest.approx(1.0) and "where the fake logit looks" in caption
+            assert not np.array_equal(overlay, crop)
+        else:  # nothing raises the fake logit: the crop itself, said in words
+            assert "no region raises the fake logit" in caption and np.array_equal(overlay, crop)
 
 
 def test_no_face_is_said_plainly_and_whole_image_scoring_is_labelled(tmp_path):
