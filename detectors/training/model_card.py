@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import models
 from ..checkpoints import CONFIG_FILE
+from .stream import DEFAULT_MIX
 
 PAPERS = {
     "specxnet": ("SpecXNet", "Alam, Islam, Woo. SpecXNet: A Dual-Domain Convolutional Network for Robust Deepfake Detection. ACM MM 2025"),
@@ -59,6 +60,13 @@ reals, StyleGAN (v1) fakes, self-blended fakes. Input {config.input_size} px fac
 (diffusion faces, re-enactment) and is less accurate than the paper's. Research use only (non-commercial data)."""
 
 
+def _mix_text(mix) -> str:
+    """The stream's sample mix as prose: the recipe's own, or the stream's default when it sets none."""
+    shares = dict(mix) if mix else DEFAULT_MIX
+    kinds = {"celeba": "CelebA reals", "ffhq": "FFHQ reals", "sbi": "self-blended fakes", "stylegan": "StyleGAN fakes"}
+    return ", ".join(f"{kinds.get(kind, kind)} {share * 100:.0f} %" for kind, share in shares.items())
+
+
 def _metrics_table(validation: dict) -> str:
     rows = ["| validation set | AUC | AP | EER | accuracy at threshold | TPR @ 1 % FPR | TPR @ 5 % FPR |", "|---|---|---|---|---|---|---|"]
     for name, m in validation.items():
@@ -93,7 +101,8 @@ self-blended fakes synthesised on the fly from the real crops (a 5-landmark face
 mismatch; Shiohara & Yamasaki, CVPR 2022). Splits are by a seeded hash of the file name; faces per split:
 `{json.dumps(training['faces'])}`. Shared augmentation on both classes: flips, re-framing, resolution changes,
 colour, blur, JPEG quality 40-100; the destructive parts (JPEG, down-sampling, blur) ramp from mild to full over
-the first {training['recipe'].get('curriculum', 0) * 100:.0f} % of the classifier's steps.
+the first {training['recipe'].get('curriculum', 0) * 100:.0f} % of the classifier's steps. Share of each kind of training
+sample: {_mix_text(training['recipe'].get('mix'))}.
 
 ## Recipe
 `{json.dumps(training['recipe'])}` (AdamW, warm-up + cosine, binary cross-entropy; seed {training['seed']}).

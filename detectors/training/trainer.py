@@ -55,18 +55,26 @@ class Recipe:
     sr_batch_size: int = 16
     # Augmentation ramps from mild to full over this share of the classifier's steps (see training.augment).
     curriculum: float = 0.5
+    # Share of each kind of training sample, as (kind, share) pairs; None = the stream's DEFAULT_MIX.
+    mix: tuple[tuple[str, float], ...] | None = None
 
 
-# Sized for 25-39 minutes per small detector on the project's 2-core development machine (AMD EPYC, ResNet-50
+# Sized for 30-40 minutes per small detector on the project's 2-core development machine (AMD EPYC, ResNet-50
 # forward 59 ms), measured with two runs side by side, one core each (OMP_NUM_THREADS=1): see the model cards.
 # The hosts of earlier sessions were about twice as slow; there SFIConv, MD-CSD and re-synthesis take 50-59 min.
 # SpecXNet learns more slowly than the ResNet-based models, so its augmentation ramps over 75 % of its steps
 # instead of 50 %; longer (1,500 steps) or gentler (lr 3e-4) runs ended worse. The paper variants are for GPUs.
+# SpecXNet, SFIConv and MD-CSD draw more self-blended fakes (35 %) and fewer StyleGAN ones (15 %) than the stream's
+# default (25 / 25). The 311 training StyleGAN faces were each seen ~50 times per run at 25 %; self-blended fakes are new
+# every draw and are the kind that transfers to face swaps. With the same steps, SFIConv's validation AUC went
+# from 0.707 / 0.816 (StyleGAN / self-blended) to 0.714 / 0.863, MD-CSD's from 0.739 / 0.860 to 0.727 / 0.885,
+# SpecXNet's from 0.583 / 0.590 to 0.587 / 0.619; re-synthesis ended worse with it (0.652 / 0.787 against 0.705 / 0.762).
+SBI_HEAVY_MIX = (("celeba", 0.3), ("ffhq", 0.2), ("sbi", 0.35), ("stylegan", 0.15))
 RECIPES = {
-    ("specxnet", "small"): Recipe(steps=1100, validate_every=367, channels_last=False, curriculum=0.75),
-    ("sficonv", "small"): Recipe(steps=1900, validate_every=380),
+    ("specxnet", "small"): Recipe(steps=1100, validate_every=367, channels_last=False, curriculum=0.75, mix=SBI_HEAVY_MIX),
+    ("sficonv", "small"): Recipe(steps=1900, validate_every=380, mix=SBI_HEAVY_MIX),
     ("resynthesis", "small"): Recipe(steps=1900, validate_every=380, sr_steps=500),
-    ("mdcsd", "small"): Recipe(steps=3000, validate_every=500),
+    ("mdcsd", "small"): Recipe(steps=3000, validate_every=500, mix=SBI_HEAVY_MIX),
     ("specxnet", "paper"): Recipe(steps=20000, batch_size=64, lr=5e-4, validate_every=1000, channels_last=False),
     ("sficonv", "paper"): Recipe(steps=20000, batch_size=64, lr=5e-4, validate_every=1000),
     ("resynthesis", "paper"): Recipe(steps=20000, batch_size=64, lr=5e-4, validate_every=1000, sr_steps=20000, sr_batch_size=32),
@@ -147,8 +155,9 @@ class Trainer:
         # Re-seeded with the step so a resumed run continues with fresh, reproducible samples.
         per_rank = max(1, batch_size // self.run.world)
         ramp = int(self.recipe.curriculum * self.recipe.steps * per_rank) if not reals_only else 0
-        stream = FaceStream(self.sets, "train", seed=self.seed * 1_000_003 + step, reals_only=reals_only, rank=self.run.rank,
-                            curriculum=(step * per_rank, ramp) if ramp else None)
+        mix = dict(self.recipe.mix) if self.recipe.mix else None
+        stream = FaceStream(self.sets, "train", seed=self.seed * 1_000_003 + step, mix=mix, reals_only=reals_only,
+                            rank=self.run.rank, curriculum=(step * per_rank, ramp) if ramp else None)
         return DataLoader(stream, batch_size=per_rank, num_workers=self.workers, persistent_workers=False,
                           multiprocessing_context="spawn" if self.workers else None)
 

@@ -11,7 +11,9 @@ from PIL import Image
 
 from detectors import checkpoints
 from detectors.training.data import SOURCES, build_cache, load_all, split_of
-from detectors.training.trainer import STATE_FILE, lr_factor, train
+from dataclasses import replace
+
+from detectors.training.trainer import RECIPES, STATE_FILE, Run, Trainer, lr_factor, train
 
 pytestmark = pytest.mark.slow
 TINY = {"celeba": 20, "ffhq": 12, "stylegan": 12}
@@ -149,3 +151,18 @@ def test_learning_rate_schedule_warms_up_then_decays():
     factors = [lr_factor(step, 100, 10) for step in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[-1] < 0.05 and all(a >= b for a, b in zip(factors[10:], factors[11:]))
+
+
+def test_the_recipes_sample_mix_is_what_the_stream_draws(tiny_data, tmp_path):
+    _, cache = tiny_data
+    recipe = replace(RECIPES[("sficonv", "small")], steps=4, mix=(("celeba", 0.5), ("sbi", 0.5)))
+    trainer = Trainer("sficonv", "small", cache, Run(tmp_path, torch.device("cpu")), recipe=recipe, val_sbi_count=4,
+                      workers=0, overrides={"input_size": 64})
+    stream = trainer._loader(False, 8, 0).dataset
+    assert stream.mix == {"celeba": 0.5, "sbi": 0.5}
+    rng = np.random.default_rng(0)
+    labels = [stream.sample(rng).label for _ in range(40)]
+    assert 0 < sum(labels) < 40  # CelebA reals and self-blended fakes, about half each
+    shipped = {kind for (name, variant), r in RECIPES.items() if r.mix for kind, _ in r.mix}
+    assert shipped <= {"celeba", "ffhq", "sbi", "stylegan"}
+    assert all(abs(sum(share for _, share in r.mix) - 1) < 1e-9 for r in RECIPES.values() if r.mix)
