@@ -65,10 +65,8 @@ class Recipe:
 # SpecXNet learns more slowly than the ResNet-based models, so its augmentation ramps over 75 % of its steps
 # instead of 50 %; longer (1,500 steps) or gentler (lr 3e-4) runs ended worse. The paper variants are for GPUs.
 # SpecXNet, SFIConv and MD-CSD draw more self-blended fakes (35 %) and fewer StyleGAN ones (15 %) than the stream's
-# default (25 / 25). The 311 training StyleGAN faces were each seen ~50 times per run at 25 %; self-blended fakes are new
-# every draw and are the kind that transfers to face swaps. With the same steps, SFIConv's validation AUC went
-# from 0.707 / 0.816 (StyleGAN / self-blended) to 0.714 / 0.863, MD-CSD's from 0.739 / 0.860 to 0.727 / 0.885,
-# SpecXNet's from 0.583 / 0.590 to 0.587 / 0.619; re-synthesis ended worse with it (0.652 / 0.787 against 0.705 / 0.762).
+# default (25 / 25): each of the 311 training StyleGAN faces was seen ~50 times per run at 25 %, while self-blended
+# fakes are new at every draw. All three gained on validation with it; re-synthesis lost (figures in the README).
 SBI_HEAVY_MIX = (("celeba", 0.3), ("ffhq", 0.2), ("sbi", 0.35), ("stylegan", 0.15))
 RECIPES = {
     ("specxnet", "small"): Recipe(steps=1100, validate_every=367, channels_last=False, curriculum=0.75, mix=SBI_HEAVY_MIX),
