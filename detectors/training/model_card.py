@@ -64,7 +64,14 @@ def _mix_text(mix) -> str:
     """The stream's sample mix as prose: the recipe's own, or the stream's default when it sets none."""
     shares = dict(mix) if mix else DEFAULT_MIX
     kinds = {"celeba": "CelebA reals", "ffhq": "FFHQ reals", "sbi": "self-blended fakes", "stylegan": "StyleGAN fakes"}
-    return ", ".join(f"{kinds.get(kind, kind)} {share * 100:.0f} %" for kind, share in shares.items())
+    parts = []
+    for kind, share in shares.items():
+        if kind == "sbi_pair":  # the share counts both members of each pair
+            parts.append(f"self-blended fakes {share * 50:.0f} % with, beside each, the real it was made from "
+                         f"{share * 50:.0f} % (the pair augmented alike)")
+        else:
+            parts.append(f"{kinds.get(kind, kind)} {share * 100:.0f} %")
+    return ", ".join(parts)
 
 
 def _metrics_table(validation: dict) -> str:

@@ -3,6 +3,11 @@
 Fakes are StyleGAN faces (cached) and self-blended images made on the fly from the real crops; reals are
 CelebA and FFHQ. FFHQ reals and StyleGAN fakes share framing and encoding, and the self-blended fakes are
 made from the same reals they are contrasted with, so neither source nor framing tells the label.
+
+The kind ``sbi_pair`` is SBI's own loader (Shiohara & Yamasaki 2022): a self-blended fake followed at once by
+the real crop it was made from, both under one and the same random augmentation. The two then differ only in
+the blend, in the same batch, so every pair's gradient points at the blending traces and nothing else. Its share
+in a mix counts both samples of the pair (half fakes, half reals).
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ from .sbi import self_blend
 # Share of each kind of sample in the stream; half real, half fake.
 DEFAULT_MIX = {"celeba": 0.3, "ffhq": 0.2, "sbi": 0.25, "stylegan": 0.25}
 SBI_SOURCES = {"celeba": 0.7, "ffhq": 0.3}
+PAIRED = "sbi_pair"
+KINDS = ("celeba", "ffhq", "sbi", PAIRED, "stylegan")
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,11 @@ class FaceStream(IterableDataset):
         if empty:
             raise ValueError(f"no {split} faces cached for: {', '.join(empty)}")
         self.mix = {k: v for k, v in (mix or DEFAULT_MIX).items() if not reals_only or k in SBI_SOURCES}
+        unknown = set(self.mix) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown kinds of training sample: {', '.join(sorted(unknown))} (known: {', '.join(KINDS)})")
+        # Shares count samples; a pair is one draw of two samples.
+        self.draw_weights = {k: v / 2 if k == PAIRED else v for k, v in self.mix.items()}
         self.seed, self.rank, self.augmented = seed, rank, augmented
         # (samples already drawn before this stream, samples over which augmentation ramps up to full strength)
         self.curriculum = curriculum
@@ -62,17 +74,28 @@ class FaceStream(IterableDataset):
         face_set = self.sets[source]
         return np.asarray(face_set.crops[i]), face_set.landmarks[i]
 
-    def sample(self, rng: np.random.Generator) -> Sample:
-        kind = _pick(rng, self.mix)
-        if kind == "sbi":
-            crop, landmarks = self._real(rng, _pick(rng, SBI_SOURCES))
-            crop, label = self_blend(crop, landmarks, rng)[0], 1
+    def samples(self, rng: np.random.Generator) -> list[Sample]:
+        """One draw: one sample, or for ``sbi_pair`` a self-blended fake and its real, augmented alike."""
+        kind = _pick(rng, self.draw_weights)
+        if kind in ("sbi", PAIRED):
+            real, landmarks = self._real(rng, _pick(rng, SBI_SOURCES))
+            drawn = [(self_blend(real, landmarks, rng)[0], 1)] + ([(np.asarray(real), 0)] if kind == PAIRED else [])
         else:
             crop, _ = self._real(rng, kind)
-            label = self.sets[kind].source.label
+            drawn = [(crop, self.sets[kind].source.label)]
         strength = self.strength()
-        self.drawn += self.workers
-        return Sample(augment(crop, rng, strength) if self.augmented else crop, label)
+        self.drawn += self.workers * len(drawn)
+        if not self.augmented:
+            return [Sample(crop, label) for crop, label in drawn]
+        if len(drawn) == 1:
+            return [Sample(augment(drawn[0][0], rng, strength), drawn[0][1])]
+        # One seed for the pair: both crops get the same flips, framing, resampling, blur and JPEG quality.
+        pair_seed = int(rng.integers(2**63))
+        return [Sample(augment(crop, np.random.default_rng(pair_seed), strength), label) for crop, label in drawn]
+
+    def sample(self, rng: np.random.Generator) -> Sample:
+        """One sample (the first of a pair): for statistics that need single crops."""
+        return self.samples(rng)[0]
 
     def __iter__(self):
         worker = get_worker_info()
@@ -84,5 +107,5 @@ class FaceStream(IterableDataset):
         self.workers = worker.num_workers if worker is not None else 1
         self.drawn = worker_id
         while True:
-            sample = self.sample(rng)
-            yield torch.from_numpy(np.array(sample.crop, copy=True)), sample.label  # cache crops are read-only maps
+            for sample in self.samples(rng):
+                yield torch.from_numpy(np.array(sample.crop, copy=True)), sample.label  # cache crops are read-only maps

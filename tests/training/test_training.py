@@ -12,6 +12,8 @@ from PIL import Image
 
 from detectors import checkpoints
 from detectors.training.data import SOURCES, build_cache, load_all, split_of
+from detectors.training.model_card import _mix_text
+from detectors.training.stream import KINDS, FaceStream
 from detectors.training.trainer import RECIPES, STATE_FILE, Run, Trainer, lr_factor, train
 
 pytestmark = pytest.mark.slow
@@ -163,5 +165,41 @@ def test_the_recipes_sample_mix_is_what_the_stream_draws(tiny_data, tmp_path):
     labels = [stream.sample(rng).label for _ in range(40)]
     assert 0 < sum(labels) < 40  # CelebA reals and self-blended fakes, about half each
     shipped = {kind for r in RECIPES.values() if r.mix for kind, _ in r.mix}
-    assert shipped <= {"celeba", "ffhq", "sbi", "stylegan"}
+    assert shipped <= set(KINDS)
     assert all(abs(sum(share for _, share in r.mix) - 1) < 1e-9 for r in RECIPES.values() if r.mix)
+
+
+def test_a_self_blended_pair_is_a_fake_and_its_own_real_augmented_alike(tiny_data):
+    _, cache = tiny_data
+    sets = load_all(cache)
+    rng = np.random.default_rng(0)
+    plain = FaceStream(sets, mix={"sbi_pair": 1.0}, augmented=False)
+    for _ in range(5):
+        fake, real = plain.samples(rng)
+        assert (fake.label, real.label) == (1, 0)
+        changed = np.abs(fake.crop.astype(int) - real.crop.astype(int)).max(axis=2) > 0
+        # the real is the untouched source: only the blended face region differs, never the border
+        assert changed.any() and not changed[:8].any() and not changed[:, :8].any()
+    augmented = FaceStream(sets, mix={"sbi_pair": 1.0})
+    pair_gaps, stranger_gaps = [], []
+    for _ in range(8):
+        (fake, real), (other, _) = augmented.samples(rng), augmented.samples(rng)
+        pair_gaps.append(np.abs(fake.crop.astype(int) - real.crop.astype(int)).mean())
+        stranger_gaps.append(np.abs(fake.crop.astype(int) - other.crop.astype(int)).mean())
+    # same flip, framing, blur and JPEG for both members: far closer than two independent draws
+    assert np.mean(pair_gaps) < 0.5 * np.mean(stranger_gaps)
+
+
+def test_pair_shares_count_samples_and_unknown_kinds_are_refused(tiny_data):
+    _, cache = tiny_data
+    sets = load_all(cache)
+    stream = FaceStream(sets, mix={"stylegan": 0.5, "sbi_pair": 0.5}, augmented=False)
+    rng = np.random.default_rng(1)
+    labels = [s.label for _ in range(400) for s in stream.samples(rng)]
+    # half the samples are pair members (a quarter fakes, a quarter reals), half StyleGAN fakes
+    assert 0.68 < np.mean(labels) < 0.82
+    with pytest.raises(ValueError, match="unknown kinds"):
+        FaceStream(sets, mix={"celeba": 0.5, "deepfakes": 0.5})
+    # the model card splits a pair's share into its fakes and its reals
+    assert _mix_text((("sbi_pair", 0.7), ("stylegan", 0.3))) == (
+        "self-blended fakes 35 % with, beside each, the real it was made from 35 % (the pair augmented alike), StyleGAN fakes 30 %")
