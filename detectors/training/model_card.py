@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import models
 from ..checkpoints import CONFIG_FILE
-from .stream import DEFAULT_MIX
+from .stream import DEFAULT_MIX, PAIRED
 
 PAPERS = {
     "specxnet": ("SpecXNet", "Alam, Islam, Woo. SpecXNet: A Dual-Domain Convolutional Network for Robust Deepfake Detection. ACM MM 2025"),
@@ -66,7 +66,7 @@ def _mix_text(mix) -> str:
     kinds = {"celeba": "CelebA reals", "ffhq": "FFHQ reals", "sbi": "self-blended fakes", "stylegan": "StyleGAN fakes"}
     parts = []
     for kind, share in shares.items():
-        if kind == "sbi_pair":  # the share counts both members of each pair
+        if kind == PAIRED:  # the share counts both members of each pair
             parts.append(f"self-blended fakes {share * 50:.0f} % with, beside each, the real it was made from "
                          f"{share * 50:.0f} % (the pair augmented alike)")
         else:

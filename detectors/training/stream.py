@@ -6,8 +6,8 @@ made from the same reals they are contrasted with, so neither source nor framing
 
 The kind ``sbi_pair`` is SBI's own loader (Shiohara & Yamasaki 2022): a self-blended fake followed at once by
 the real crop it was made from, both under one and the same random augmentation. The two then differ only in
-the blend, in the same batch, so every pair's gradient points at the blending traces and nothing else. Its share
-in a mix counts both samples of the pair (half fakes, half reals).
+the blend and sit in the same batch: within a pair, nothing but the blending traces tells the label. Its share in
+a mix counts both samples of the pair (half fakes, half reals).
 """
 from __future__ import annotations
 
