@@ -79,7 +79,9 @@ class FaceStream(IterableDataset):
         kind = _pick(rng, self.draw_weights)
         if kind in ("sbi", PAIRED):
             real, landmarks = self._real(rng, _pick(rng, SBI_SOURCES))
-            drawn = [(self_blend(real, landmarks, rng)[0], 1)] + ([(np.asarray(real), 0)] if kind == PAIRED else [])
+            drawn = [(self_blend(real, landmarks, rng)[0], 1)]
+            if kind == PAIRED:
+                drawn.append((real, 0))
         else:
             crop, _ = self._real(rng, kind)
             drawn = [(crop, self.sets[kind].source.label)]
@@ -87,7 +89,7 @@ class FaceStream(IterableDataset):
         self.drawn += self.workers * len(drawn)
         if not self.augmented:
             return [Sample(crop, label) for crop, label in drawn]
-        if len(drawn) == 1:
+        if len(drawn) == 1:  # straight from the stream's generator, so unpaired recipes draw what they always drew
             return [Sample(augment(drawn[0][0], rng, strength), drawn[0][1])]
         # One seed for the pair: both crops get the same flips, framing, resampling, blur and JPEG quality.
         pair_seed = int(rng.integers(2**63))
