@@ -14,7 +14,7 @@ from detectors import checkpoints
 from detectors.training.data import SOURCES, build_cache, load_all, split_of
 from detectors.training.model_card import _mix_text
 from detectors.training.stream import KINDS, FaceStream
-from detectors.training.trainer import RECIPES, STATE_FILE, Run, Trainer, lr_factor, train
+from detectors.training.trainer import RECIPES, STATE_FILE, Run, Trainer, WeightAverage, lr_factor, train
 
 pytestmark = pytest.mark.slow
 TINY = {"celeba": 20, "ffhq": 12, "stylegan": 12}
@@ -203,3 +203,76 @@ def test_pair_shares_count_samples_and_unknown_kinds_are_refused(tiny_data):
     # the model card splits a pair's share into its fakes and its reals
     assert _mix_text((("sbi_pair", 0.7), ("stylegan", 0.3))) == (
         "self-blended fakes 35 % with, beside each, the real it was made from 35 % (the pair augmented alike), StyleGAN fakes 30 %")
+
+
+class _Scaled(torch.nn.Module):
+    """The smallest model with a float weight, a batch-norm counter and a constraint hook."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(3))
+        self.norm = torch.nn.BatchNorm1d(3)
+
+    def project_constraints(self) -> None:
+        pass
+
+
+def test_the_weight_average_warms_up_its_decay_and_copies_counters():
+    model = _Scaled()
+    average = WeightAverage(model, decay=0.99)
+    assert not any(p.requires_grad for p in average.module.parameters())
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    model.norm.num_batches_tracked.fill_(7)
+    average.update(model)  # decay min(0.99, 1/10): mostly the new weights
+    assert torch.allclose(average.module.weight, torch.full((3,), 0.9))
+    assert int(average.module.norm.num_batches_tracked) == 7
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    average.update(model)  # decay 2/11
+    assert torch.allclose(average.module.weight, torch.full((3,), 0.9 * 2 / 11 + 2.0 * 9 / 11))
+    assert torch.equal(model.weight.detach(), torch.full((3,), 2.0))  # the trained model is left alone
+    restored = WeightAverage(_Scaled(), decay=0.99)
+    restored.load_state_dict(average.state_dict())
+    assert restored.updates == 2 and torch.equal(restored.module.weight, average.module.weight)
+
+
+def test_a_run_with_a_weight_average_exports_the_average_and_resumes_it(tiny_data, tmp_path):
+    _, cache = tiny_data
+    recipe = replace(RECIPES[("sficonv", "small")], steps=4, batch_size=8, warmup_steps=1, validate_every=2, ema_decay=0.9)
+
+    def make_in(folder):
+        return Trainer("sficonv", "small", cache, Run(folder, torch.device("cpu")), recipe=recipe, val_sbi_count=4,
+                       workers=0, overrides={"input_size": 64})
+
+    best = make_in(tmp_path).fit()
+    state = torch.load(tmp_path / STATE_FILE, weights_only=True)
+    meta = json.loads(state["meta"])
+    assert all(set(h["raw"]) == {"stylegan", "sbi"} for h in meta["history"])  # raw weights validated beside
+    assert "average" not in state  # the finished run keeps no optimiser-side state
+    exported = checkpoints.load(best).model.state_dict()
+    raw = state["model"]
+    name = next(k for k, v in raw.items() if v.is_floating_point() and v.dim() == 4)
+    assert not torch.allclose(exported[name], raw[name])  # what ships is the average, not the last step
+    # killed right after the save at step 2: the resumed run restores that average and goes on from it
+    second = tmp_path / "second"
+
+    class Killed(Exception):
+        pass
+
+    interrupted = make_in(second)
+    save = interrupted._save_state
+
+    def save_then_die(optimizer, stage):
+        save(optimizer, stage)
+        if interrupted.state["step"] == 2:
+            raise Killed
+
+    interrupted._save_state = save_then_die
+    with pytest.raises(Killed):
+        interrupted.fit()
+    saved = torch.load(second / STATE_FILE, weights_only=True)
+    assert saved["average"]["updates"] == 2
+    resumed = make_in(second)
+    resumed.fit()
+    assert resumed.average.updates == 4
