@@ -259,7 +259,7 @@ class Trainer:
             loss.backward()
             optimizer.step()
             self.model.project_constraints()
-            if stage == "classifier" and self.average is not None:
+            if self.average is not None:  # exists in the classifier stage only
                 self.average.update(self.model)
             progress.set_postfix(loss=f"{loss.item():.4f}")
             self.state["step"] = step + 1
@@ -316,19 +316,22 @@ class Trainer:
                 dist.barrier()
             return
         exported = self.average.module if self.average is not None else self.model
-        scores = {s.name: predict_logits(exported, s.crops, self.run.device) for s in self.validation}
-        aucs = {s.name: binary_metrics(s.labels, scores[s.name]).auc for s in self.validation}
+        scores, aucs = self._scored(exported)
         mean_auc = float(np.mean(list(aucs.values())))
         entry = {"step": self.state["step"], "seconds": round(self.state["seconds"], 1), **aucs}
         if self.average is not None:  # the raw weights too: a paired comparison within one run
-            entry["raw"] = {s.name: binary_metrics(s.labels, predict_logits(self.model, s.crops, self.run.device)).auc
-                            for s in self.validation}
+            entry["raw"] = self._scored(self.model)[1]
         self.state["history"].append(entry)
         if mean_auc > self.state["best"]:
             self.state["best"] = mean_auc
             self._export_best(exported, scores)
         if self.run.world > 1:
             dist.barrier()
+
+    def _scored(self, model: models.Detector) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """Validation logits and AUC per validation set."""
+        scores = {s.name: predict_logits(model, s.crops, self.run.device) for s in self.validation}
+        return scores, {s.name: binary_metrics(s.labels, scores[s.name]).auc for s in self.validation}
 
     def _export_best(self, model: models.Detector, scores: dict[str, np.ndarray]) -> None:
         labels = np.concatenate([s.labels for s in self.validation])
