@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import tempfile
 
@@ -119,6 +120,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2, help="analyses run at once (default 2)")
     parser.add_argument("--max-queue", type=int, default=32, help="requests that may wait; more are refused politely (default 32)")
     args = parser.parse_args()
+    # Unexpected failures reach the user as a short message; their tracebacks go here (see service.event_handler).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service.warm_up()  # load the models once and run them once, before the first request
     build_demo(args.concurrency, args.max_queue).launch(
         server_name=args.host,

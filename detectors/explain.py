@@ -26,7 +26,7 @@ CAM_LAYERS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ErrorMap:
     """Per-pixel reconstruction error (mean over RGB, in [0, 1] intensity units) at the crop's size."""
 

@@ -21,7 +21,7 @@ DEFAULT_MIN_CONFIDENCE = 0.9
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity (value equality would raise)
 class Face:
     """One detection in picture coordinates."""
 
@@ -37,7 +37,7 @@ class Face:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FaceCrop:
     """A square crop resized to ``image.shape[0]``; ``face`` is None for a whole-picture crop."""
 

@@ -49,7 +49,7 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class VideoFrame:
     index: int  # position among the sampled frames
     timestamp: float  # seconds from the start of the stream
@@ -320,7 +320,7 @@ def _looks_like_video(path: Path) -> bool:
     return head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3" or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Media:
     kind: MediaKind
     image: np.ndarray | None = None

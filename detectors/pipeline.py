@@ -71,7 +71,9 @@ def majority(verdicts: Sequence[Verdict]) -> Verdict:
     return "uncertain"
 
 
-@dataclass
+# Results hold arrays (crops, landmarks): value equality would compare them element-wise and raise, so they
+# compare by identity; the report names its most suspicious face by index, never by searching with ==.
+@dataclass(eq=False)
 class FaceResult:
     crop: FaceCrop
     logits: dict[str, float] = field(default_factory=dict)
@@ -92,15 +94,22 @@ class FaceResult:
         return {**entry, "scores": _rounded(self.scores), "ensemble": _round(self.ensemble), "verdict": self.verdict}
 
 
-@dataclass
+@dataclass(eq=False)
 class ImageReport:
     faces: list[FaceResult]
     whole_image: bool = False  # no face was found and the whole picture was scored instead
 
     @property
+    def top_index(self) -> int | None:
+        """Position of the most suspicious face in ``faces`` (the first among equals); None without faces."""
+        if not self.faces:
+            return None
+        return max(range(len(self.faces)), key=lambda i: self.faces[i].suspicion)
+
+    @property
     def top(self) -> FaceResult | None:
         """The most suspicious face: it decides the picture's verdict."""
-        return max(self.faces, key=lambda face: face.suspicion) if self.faces else None
+        return None if self.top_index is None else self.faces[self.top_index]
 
     @property
     def verdict(self) -> Verdict:

@@ -10,6 +10,7 @@ the CLI and the page agree on every number.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,10 @@ from .media import DEFAULT_LIMITS, InputError, detect_kind, load_image, sample_f
 from .pipeline import AGGREGATION_RULES, Analyzer, FaceResult, ImageReport
 from .robustness import probe
 from .spectrum import load_reference_band, log_spectrum
+
+log = logging.getLogger(__name__)
+FAILURE_MESSAGE = ("The analysis failed on our side, not because of your file's content. Try again; if it fails again, "
+                   "try another file, a smaller picture or fewer frames. The server log has the details.")
 
 TABLE_HEADERS = ["detector", "P(fake)", "verdict", "threshold"]
 PROBE_HEADERS = ["perturbation", "detector", "P(fake) before", "P(fake) after", "verdict before", "verdict after", "flipped"]
@@ -36,6 +41,24 @@ def raw_upload(component: gr.Image) -> gr.Image:
     """
     component.preprocess = lambda payload: None if payload is None else payload.path
     return component
+
+
+def event_handler(function):
+    """What every event function is wrapped in: a ``gr.Error`` (bad input, said plainly) passes through; any
+    other exception is a bug of ours, so the user gets :data:`FAILURE_MESSAGE` instead of Python's words, and the
+    server log keeps the traceback. The server goes on serving either way."""
+
+    @functools.wraps(function)  # keeps the signature: Gradio reads the progress parameter from it
+    def handle(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception:
+            log.exception("event %s failed", function.__name__)
+            raise gr.Error(FAILURE_MESSAGE) from None
+
+    return handle
 
 
 DETECTOR_WORKERS = 2  # on CPU: detectors side by side, one torch thread each (fastest on 2 cores; see README "Speed")
@@ -108,7 +131,7 @@ def reference_band():
     return load_reference_band()
 
 
-@dataclass
+@dataclass(eq=False)
 class FaceView:
     """Everything the page shows for one face (kept in the session's state for the face selector)."""
 
@@ -188,6 +211,7 @@ def _load(path: str | None) -> np.ndarray:
 
 
 @registry.gpu_entry
+@event_handler
 def analyse_image(path: str | None, whole_image_if_no_face: bool = False, with_cam: bool = False):
     """(summary, gallery, face selector, table, FFT, profile, error map, Grad-CAM, JSON report, state)."""
     image = _load(path)
@@ -201,7 +225,7 @@ def analyse_image(path: str | None, whole_image_if_no_face: bool = False, with_c
         note = "No face found: the whole picture was scored instead." if report.whole_image else (
             f"{len(face_views)} faces: the picture's verdict is that of the most suspicious face." if len(face_views) > 1 else "")
         summary = views.verdict_cards_html(_cards(report.faces, face_views), headline=_headline(report.top), note=note)
-    index = report.faces.index(report.top) if report.top is not None else 0
+    index = report.top_index or 0
     return (summary, *_face_outputs(face_views, index, with_cam), record, face_views)
 
 
@@ -230,6 +254,7 @@ def _face_outputs(face_views: list[FaceView], index: int, with_cam: bool):
 
 
 @registry.gpu_entry
+@event_handler
 def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", with_cam: bool = False, progress=gr.Progress()):
     """(summary, timeline, gallery, face selector, table, FFT, profile, error map, Grad-CAM, JSON report, state)."""
     if rule not in AGGREGATION_RULES:
@@ -249,7 +274,7 @@ def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", w
     for frame, report in zip(frames, reports):
         frame_views = _face_views(report, prefix=f"t={frame.timestamp:.2f}s ")
         if report.top is not None:
-            tops.append((report.top.suspicion, len(face_views) + report.faces.index(report.top)))
+            tops.append((report.top.suspicion, len(face_views) + report.top_index))
         face_views += frame_views
     record = {"kind": "video", **analyzer().video_record(frames, reports, rule)}
     with_face = sum(bool(r.faces) for r in reports)
@@ -280,11 +305,13 @@ def analyse_video_example(path: str):
     return analyse_video(path, 16, "mean", False, progress=lambda *a, **k: None)[:-1]
 
 
+@event_handler
 def select_face(face_views: list[FaceView] | None, index: int | None, with_cam: bool = False):
     return figures(face_views or [], int(index or 0), with_cam)
 
 
 @registry.gpu_entry
+@event_handler
 def robustness_probe(path: str | None, whole_image_if_no_face: bool = False):
     """(summary, table rows): the picture re-scored after JPEG 75 and a 0.5x resize."""
     image = _load(path)

@@ -59,7 +59,7 @@ def radial_profile(spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return frequency, profile
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ReferenceBand:
     """Where the radial profiles of real faces lie: median and 5-95 % quantiles per frequency."""
 

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from detectors.media import encode_video
-from tests.fixtures import astronaut, write_audio_only, write_png_bomb, write_video
+from tests.fixtures import astronaut, multi_face_picture, write_audio_only, write_png_bomb, write_video
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,11 @@ def build_corpus(folder: Path) -> list[Case]:
     add("mp4 named .jpg", renamed, "video", faces=1)
     odd = Path(os.fsdecode(bytes(folder) + b"/caf\xe9_latin1_\xff.png"))  # not valid UTF-8
     add("non-UTF-8 file name", _save(face, odd, format="PNG"), "image", faces=1)
+    # Several faces, the forged one not first: the case that once crashed the app's event functions.
+    add("2 faces, forged one right", _save(multi_face_picture(2, 1), folder / "two_faces.png"), "image", faces=2)
+    add("5 faces, forged one in the middle", _save(multi_face_picture(5, 2), folder / "five_faces.jpg", quality=90), "image", faces=5)
+    pair = multi_face_picture(2, 0)
+    add("clip with 2 faces per frame", write_video(folder / "two_faces.mp4", frames=20, size=pair.shape[1::-1], codec="libx264", picture=pair), "video", faces=2)
     long_name = folder / ("a_very_long_file_name_" * 10 + "end.png")[:250]
     add("250-character file name", _save(face, long_name, format="PNG"), "image", faces=1)
     return cases

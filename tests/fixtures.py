@@ -115,3 +115,38 @@ def launch_app(folder: Path, args=(), timeout: float = 240.0) -> RunningApp:
                 process.kill()
                 raise RuntimeError(f"app did not start: {log.read_text()[-3000:]}")
             time.sleep(1)
+
+
+TILE = 256  # side of one face tile in the multi-face pictures
+
+
+def face_tiles(cropper=None) -> tuple[np.ndarray, np.ndarray]:
+    """(real, fake): the public-domain portrait's face with room around it, and the same square of the
+    self-blended example made from it (a forged face), both ``TILE`` px."""
+    from detectors.examples import portrait, self_blended
+    from detectors.faces import FaceCropper, square_region, crop_square
+
+    cropper = cropper or FaceCropper()
+    real = portrait()
+    fake = self_blended(real, cropper)
+    face = max(cropper.detect(real), key=lambda f: f.score)
+    region = square_region(face.box, 2.0)  # MTCNN needs context around a face to find it
+    return crop_square(real, region, TILE), crop_square(fake, region, TILE)
+
+
+def side_by_side(tiles: list[np.ndarray], gap: int = 14) -> np.ndarray:
+    """Tiles pasted left to right on a grey canvas with ``gap`` px around each (2 tiles: 540 x 284)."""
+    height = max(t.shape[0] for t in tiles) + 2 * gap
+    width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) + 1)
+    canvas = np.full((height, width, 3), 128, np.uint8)
+    x = gap
+    for tile in tiles:
+        canvas[gap : gap + tile.shape[0], x : x + tile.shape[1]] = tile
+        x += tile.shape[1] + gap
+    return canvas
+
+
+def multi_face_picture(count: int, fake_at: int, cropper=None) -> np.ndarray:
+    """``count`` faces side by side: the forged face at position ``fake_at``, the real one everywhere else."""
+    real, fake = face_tiles(cropper)
+    return side_by_side([fake if i == fake_at else real for i in range(count)])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import write_video
+from tests.fixtures import multi_face_picture, write_video
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-output" / "browser"
@@ -41,6 +41,16 @@ def face_png(tmp_path_factory, astronaut):
 @pytest.fixture(scope="module")
 def face_mp4(tmp_path_factory, astronaut):
     return write_video(tmp_path_factory.mktemp("upload") / "clip.mp4", frames=20, fps=10, size=(256, 256), codec="libx264", picture=astronaut)
+
+
+@pytest.fixture(scope="module")
+def three_faces_png(tmp_path_factory):
+    """Three faces side by side, the forged one in the middle (several faces once crashed the page)."""
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("upload") / "three_faces.png"
+    Image.fromarray(multi_face_picture(3, 1)).save(path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +101,20 @@ def test_image_tab(browser, app_url, face_png):
     page.close()
 
 
+def test_several_faces_in_the_image_tab(browser, app_url, three_faces_png):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(app_url)
+    page.locator("#image-analyse").wait_for(timeout=60_000)
+    page.locator("#image-upload input[type=file]").set_input_files(str(three_faces_png))
+    page.wait_for_timeout(1500)
+    page.locator("#image-analyse").click()
+    page.locator("#image-summary .ensemble-verdict").wait_for(timeout=120_000)
+    assert page.locator("#image-summary .face-card").count() == 3
+    assert "3 faces" in page.locator("#image-summary").inner_text()
+    assert not page.get_by_text("truth value").count() and not page.locator(".toast-body.error").count()
+    page.close()
+
+
 def test_video_tab(browser, app_url, face_mp4):
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(app_url)
@@ -106,7 +130,7 @@ def test_video_tab(browser, app_url, face_mp4):
     page.close()
 
 
-def test_api_endpoints(app_url, face_png, face_mp4):
+def test_api_endpoints(app_url, face_png, face_mp4, three_faces_png):
     from gradio_client import Client, handle_file
 
     client = Client(app_url, verbose=False)
@@ -125,6 +149,13 @@ def test_api_endpoints(app_url, face_png, face_mp4):
     report = result[-1]
     assert report["kind"] == "video" and report["aggregation"] == "confident" and len(report["frames"]) == 4
     assert all(frame["faces"] >= 1 for frame in report["frames"])
+
+    # Several faces, the forged one in the middle: every face reported, the most suspicious one decides.
+    result = client.predict(handle_file(str(three_faces_png)), False, False, api_name="/detect_image")
+    report = result[-1]
+    ensembles = [box["ensemble"] for box in report["faces"]["boxes"]]
+    assert report["faces"]["count"] == 3 and report["ensemble"] == max(ensembles)
+    assert result[2]["value"] == ensembles.index(max(ensembles))  # the face selector shows that face
 
     # Bad input is a clear error for API clients too, and the server keeps serving.
     bad = face_png.with_name("not-an-image.png")

@@ -56,7 +56,7 @@ def split_of(name: str, fractions: Sequence[float], seed: int = 0) -> str:
     return SPLITS[int(np.searchsorted(edges, u, side="right"))] if u < edges[-1] else SPLITS[-1]
 
 
-@dataclass
+@dataclass(eq=False)
 class FaceSet:
     """One source's cached crops (memory-mapped) and their metadata."""
 

@@ -24,7 +24,7 @@ SBI_SEED = 1234
 FFPP_PAIR = ("videos/real_ffpp_519.mp4", "videos/fake_ffpp-deepfakes_519_515.mp4")
 
 
-@dataclass
+@dataclass(eq=False)
 class LabelledCrops:
     name: str
     crops: np.ndarray  # N x 256 x 256 x 3 uint8

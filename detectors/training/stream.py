@@ -28,7 +28,7 @@ PAIRED = "sbi_pair"
 KINDS = ("celeba", "ffhq", "sbi", PAIRED, "stylegan")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Sample:
     crop: np.ndarray
     label: int
