@@ -100,6 +100,59 @@ def fit_thresholds(labels: np.ndarray, probabilities: np.ndarray, target_precisi
     )
 
 
+MAX_FALSE_ALARMS = 0.05  # share of any real source's validation faces that may be called fake
+MAX_MISSED = 0.10  # share of any fake family's validation faces that may be called real
+MIN_SOURCE_SIZE = 20  # smaller groups are too few to estimate a 5 % share from
+
+
+def threshold_above(scores: np.ndarray, share: float) -> float:
+    """The lowest threshold t with at most ``share`` of ``scores`` at or above it."""
+    s = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
+    allowed = int(math.floor(share * len(s)))
+    return float(np.nextafter(s[allowed], np.inf)) if allowed < len(s) else float(s[-1])
+
+
+def threshold_below(scores: np.ndarray, share: float) -> float:
+    """The highest threshold t with at most ``share`` of ``scores`` below it."""
+    s = np.sort(np.asarray(scores, dtype=np.float64))
+    allowed = int(math.floor(share * len(s)))
+    return float(s[allowed]) if allowed < len(s) else float(s[-1])
+
+
+def fit_guarded_thresholds(reals: dict[str, np.ndarray], fakes: dict[str, np.ndarray],
+                           max_false_alarms: float = MAX_FALSE_ALARMS, max_missed: float = MAX_MISSED) -> Calibration:
+    """Thresholds that do not cry wolf, fitted on validation scores grouped by where they come from.
+
+    ``reals``: real source -> scores of its faces; ``fakes``: fake family -> scores of its faces.
+    uncertain_high (= decision): the lowest threshold at which *every* real source has at most
+        ``max_false_alarms`` of its faces at or above it: "fake" is said only above it.
+    uncertain_low: the highest threshold at which *every* fake family has at most ``max_missed`` of its faces
+        below it: "real" is said only below it. Where the detector cannot separate the two, the band between
+        is wide and the verdict "uncertain"; never inverted (low <= high).
+    Groups smaller than :data:`MIN_SOURCE_SIZE` are left out (unless every group is that small).
+    """
+    def usable(groups: dict[str, np.ndarray]) -> list[np.ndarray]:
+        chosen = [np.asarray(s, dtype=np.float64) for s in groups.values() if len(s) >= MIN_SOURCE_SIZE]
+        return chosen or [np.asarray(s, dtype=np.float64) for s in groups.values() if len(s)]
+
+    real_groups, fake_groups = usable(reals), usable(fakes)
+    if not real_groups or not fake_groups:
+        raise ValueError("calibration needs real and fake validation scores")
+    high = max(threshold_above(s, max_false_alarms) for s in real_groups)
+    low = min(min(threshold_below(s, max_missed) for s in fake_groups), high)
+    return Calibration(decision=high, uncertain_low=low, uncertain_high=high,
+                       method=f"fake at or above the threshold: <= {max_false_alarms:.0%} of every real source's validation "
+                              f"faces; real below the band's low edge: <= {max_missed:.0%} of every fake family's")
+
+
+def capped_verdict(verdict: str, member_verdicts: list[str]) -> str:
+    """The ensemble's verdict, never more confident than its members: "fake" or "real" only when at least
+    half of the detectors that scored say so too; otherwise "uncertain"."""
+    if verdict in ("fake", "real") and member_verdicts and 2 * member_verdicts.count(verdict) < len(member_verdicts):
+        return "uncertain"
+    return verdict
+
+
 @dataclass
 class EnsembleRule:
     """Logistic regression over the detectors' logits: p(fake) = sigmoid(intercept + sum_i coefficients[i] * x_i).
@@ -155,20 +208,23 @@ class EnsembleRule:
         return float(self.probabilities(np.array([row]))[0])
 
 
-def fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0) -> tuple[np.ndarray, float]:
-    """Minimise ``0.5 |w|^2 + c * sum(log-loss)`` over ``w >= 0`` and a free intercept (L-BFGS-B).
+def fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0,
+                             sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Minimise ``0.5 |w|^2 + c * sum(weight * log-loss)`` over ``w >= 0`` and a free intercept (L-BFGS-B).
 
-    The objective is sklearn's ``LogisticRegression(C=c)``; with no active bound the result is the same fit.
+    The objective is sklearn's ``LogisticRegression(C=c)`` (with ``sample_weight``); with no active bound the
+    result is the same fit.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
+    weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     d = x.shape[1]
 
     def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = params[:d], params[d]
         z = x @ w + b
-        loss = np.logaddexp(0.0, np.where(y > 0, -z, z)).sum()  # -log p(y | z), without overflow
-        residual = expit(z) - y  # d loss / d z
+        loss = (weight * np.logaddexp(0.0, np.where(y > 0, -z, z))).sum()  # -log p(y | z), without overflow
+        residual = weight * (expit(z) - y)  # d loss / d z
         gradient = np.append(w + c * (x.T @ residual), c * residual.sum())
         return 0.5 * w @ w + c * loss, gradient
 
@@ -178,7 +234,9 @@ def fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0) -> tu
     return result.x[:d], float(result.x[d])
 
 
-def fit_ensemble(names: list[str], logits: np.ndarray, labels: np.ndarray) -> EnsembleRule:
+def fit_ensemble(names: list[str], logits: np.ndarray, labels: np.ndarray,
+                 groups: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
+                 weights: np.ndarray | None = None) -> EnsembleRule:
     """Fit the ensemble on validation logits (N x D, columns in ``names`` order) and calibrate it.
 
     L2-regularised logistic regression on the raw logits (sklearn's ``LogisticRegression(C=1.0)`` objective)
@@ -187,8 +245,10 @@ def fit_ensemble(names: list[str], logits: np.ndarray, labels: np.ndarray) -> En
     unconstrained fit did exactly that to the near-chance SpecXNet (coefficient -0.25 on validation), a
     suppressor fitted to validation quirks that would not transfer to other fakes and would contradict the
     side-by-side verdicts. NaN entries (a detector that gave no score) are replaced by that column's mean,
-    exactly as :meth:`EnsembleRule.probability` does at inference. The calibration is :func:`fit_thresholds` on
-    the fitted rule's own probabilities for the same data.
+    exactly as :meth:`EnsembleRule.probability` does at inference. ``weights`` (one per row) weigh the log-loss,
+    so that every held-out set counts alike however many faces it holds. The calibration is on the fitted
+    rule's own probabilities for the same data: :func:`fit_guarded_thresholds` when ``groups`` gives the row
+    indices of each real source and each fake family, else :func:`fit_thresholds`.
     """
     x = np.asarray(logits, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != len(names):
@@ -202,7 +262,7 @@ def fit_ensemble(names: list[str], logits: np.ndarray, labels: np.ndarray) -> En
     if not finite.any(axis=0).all():
         raise ValueError("every detector needs at least one finite logit")
     means = np.array([x[finite[:, j], j].mean() for j in range(x.shape[1])])
-    coefficients, intercept = fit_nonnegative_logistic(np.where(finite, x, means), y)
+    coefficients, intercept = fit_nonnegative_logistic(np.where(finite, x, means), y, sample_weight=weights)
     rule = EnsembleRule(
         names=list(names),
         coefficients=[float(c) for c in coefficients],
@@ -210,5 +270,11 @@ def fit_ensemble(names: list[str], logits: np.ndarray, labels: np.ndarray) -> En
         calibration=Calibration(math.nan, math.nan, math.nan, ""),  # replaced just below
         means=[float(m) for m in means],
     )
-    rule.calibration = fit_thresholds(y, rule.probabilities(x))
+    probabilities = rule.probabilities(x)
+    if groups is None:
+        rule.calibration = fit_thresholds(y, probabilities)
+    else:
+        reals, fakes = groups
+        rule.calibration = fit_guarded_thresholds({k: probabilities[v] for k, v in reals.items()},
+                                                  {k: probabilities[v] for k, v in fakes.items()})
     return rule

@@ -170,26 +170,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 DEFAULT_DATA = "../shared/data"
-DEFAULT_CACHE = "cache/faces"
 
 
 def _cache_limits(args: argparse.Namespace) -> dict[str, int]:
     return {"celeba": args.max_celeba} if args.max_celeba else {}
 
 
+def _face_cache(args: argparse.Namespace) -> Path:
+    """Crop the data's faces once (reused when nothing changed); returns the cache folder."""
+    from .training.data import build_cache, default_cache
+
+    cache = Path(args.cache) if args.cache else default_cache(args.data, DEFAULT_DATA)
+    if int(os.environ.get("RANK", "0")) == 0:
+        build_cache(args.data, cache, _cache_limits(args), seed=args.seed, workers=args.cache_workers, table=args.sources)
+    return cache
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from .training.data import build_cache
     from .training.trainer import train
 
-    if int(os.environ.get("RANK", "0")) == 0:
-        build_cache(args.data, args.cache, _cache_limits(args), seed=args.seed, workers=args.cache_workers)
+    cache = _face_cache(args)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         import time
 
-        while not (Path(args.cache) / "manifest.json").exists():  # rank 0 is building it
+        while not (cache / "manifest.json").exists():  # rank 0 is building it
             time.sleep(2)
     overrides = json.loads(args.overrides) if args.overrides else None
-    best = train(args.detector, args.variant, Path(args.cache), Path(args.out), seed=args.seed, device=args.device,
+    best = train(args.detector, args.variant, cache, Path(args.out), seed=args.seed, device=args.device,
                  steps=args.steps, workers=args.workers, val_sbi_count=args.val_sbi, overrides=overrides,
                  batch_size=args.batch_size)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -201,11 +208,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export_heldout(args: argparse.Namespace) -> int:
-    from .training.data import build_cache, load_all
+    from .training.data import load_all
     from .training.heldout import export
 
-    build_cache(args.data, args.cache, _cache_limits(args), seed=args.seed, workers=args.cache_workers)
-    folders = export(load_all(args.cache), args.data, args.out, split=args.split)
+    folders = export(load_all(_face_cache(args)), args.data, args.out, split=args.split)
     for name, folder in folders.items():
         print(f"{name}: {folder}")
     return EXIT_OK
@@ -251,7 +257,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except InputError as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return EXIT_UNREADABLE_INPUT
-    result = {"data": str(args.data), **summarise(scored, {s.name: s.threshold for s in scorers})}
+    result = {"data": str(args.data), **summarise(scored, scorers)}
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
@@ -264,14 +270,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .training.calibrate import fit_and_save_ensemble
 
-    path = fit_and_save_ensemble(args.data, args.cache, _cache_limits(args), args.device)
+    path = fit_and_save_ensemble(_face_cache(args), args.device, Path(args.out) if args.out else None)
     print(f"ensemble rule written to {path}", file=sys.stderr)
     return EXIT_OK
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default=DEFAULT_DATA, help="the shared data folder (see ../shared/data/README.md)")
-    parser.add_argument("--cache", default=DEFAULT_CACHE, help="where face crops are cached (never committed)")
+    parser.add_argument("--data", default=DEFAULT_DATA,
+                        help="the shared data folder (see ../shared/data/README.md), or your own folder with real/ and fake/ "
+                             "sub-folders of images or videos (searched recursively)")
+    parser.add_argument("--sources", help="a table of sources (CSV, as detectors/training/sources.csv) for --data; "
+                                          "default: real/ + fake/ when --data has them, else the shared data's table")
+    parser.add_argument("--cache", help="where face crops are cached (never committed; default cache/faces for the shared "
+                                        "data, a folder of its own under cache/ for other data)")
     parser.add_argument("--max-celeba", type=int, default=12000, help="CelebA images to use (0 = all)")
     parser.add_argument("--cache-workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -306,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, help="override the recipe's number of steps (smoke runs)")
     train.add_argument("--batch-size", type=int, help="override the recipe's batch size")
     train.add_argument("--workers", type=int, default=1, help="data loader processes")
-    train.add_argument("--val-sbi", type=int, default=400, help="CelebA validation faces for the self-blended set")
+    train.add_argument("--val-sbi", type=int, default=400, help="validation reals for the self-blended set (shared over the real sources)")
     train.add_argument("--overrides", help="JSON object of architecture overrides, e.g. '{\"input_size\": 96}'")
     train.set_defaults(run=cmd_train)
 
@@ -328,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = commands.add_parser("calibrate", help="fit the ensemble rule on validation data (assets/checkpoints/ensemble.json)")
     _data_arguments(calibrate)
     calibrate.add_argument("--device", default="cpu")
+    calibrate.add_argument("--out", help="where to write the rule (default assets/checkpoints/ensemble.json)")
     calibrate.set_defaults(run=cmd_calibrate)
 
     manifest = commands.add_parser("manifest", help="pin the sha256 of the shipped checkpoints (assets/checkpoints/MANIFEST.json)")

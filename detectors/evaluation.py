@@ -3,6 +3,9 @@
 Every file goes through the app's own path (decode, MTCNN, crop, each detector's preprocessing). Frame level:
 one score per image or sampled video frame (its most confident face). Video level: the mean of a video's
 frame probabilities (DeepfakeBench's convention). Files or frames without a face are counted, not scored.
+Per source (the first sub-folder under ``real/`` or ``fake/``, as ``export-heldout`` writes them): the share of
+frames each scorer calls fake, uncertain and real at its shipped thresholds (the ensemble's verdict capped by
+its members' as in the app), and the source's AUC against all reals when it is a fake source.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .cli import expand_inputs
+from .calibration import capped_verdict
 from .faces import FaceCropper
 from .media import InputError, detect_kind, load_image, sample_frames
 from .metrics import binary_metrics, roc_curve_points, roc_figure
@@ -31,23 +35,30 @@ class Scored:
     groups: list[int] = field(default_factory=list)  # index of the file each frame belongs to
     kinds: list[str] = field(default_factory=list)  # per file
     file_labels: list[int] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # per frame: the sub-folder it came from
     no_face: int = 0
     unreadable: list[str] = field(default_factory=list)
 
 
-def labelled_files(folder: str | os.PathLike) -> list[tuple[Path, int]]:
+def labelled_files(folder: str | os.PathLike) -> list[tuple[Path, int, str]]:
+    """(file, label, source) under ``real/`` and ``fake/``; the source is the first sub-folder, else the label."""
     folder = Path(folder)
-    pairs = [(path, label) for label, name in ((0, "real"), (1, "fake")) for path in expand_inputs([str(folder / name)]) if (folder / name).is_dir()]
-    if not pairs:
+    found = []
+    for label, name in ((0, "real"), (1, "fake")):
+        if (folder / name).is_dir():
+            for path in expand_inputs([str(folder / name)]):
+                parts = path.relative_to(folder / name).parts
+                found.append((path, label, parts[0] if len(parts) > 1 else name))
+    if not found:
         raise InputError(f"{folder}: expected sub-folders real/ and fake/ with images or videos")
-    return pairs
+    return found
 
 
 def score_folder(folder: str | os.PathLike, scorers: Sequence, frames: int = 16, cropper: FaceCropper | None = None) -> Scored:
     """``scorers``: objects with ``name`` and ``logits(crops) -> np.ndarray`` (loaded detectors, ensembles)."""
     cropper = cropper or FaceCropper()
     scored = Scored(logits={s.name: [] for s in scorers})
-    for path, label in tqdm(labelled_files(folder), desc="evaluate", unit="file", file=sys.stderr):
+    for path, label, source in tqdm(labelled_files(folder), desc="evaluate", unit="file", file=sys.stderr):
         try:
             kind = detect_kind(path)
             images = [load_image(path)] if kind == "image" else [f.image for f in sample_frames(path, frames)]
@@ -69,6 +80,7 @@ def score_folder(folder: str | os.PathLike, scorers: Sequence, frames: int = 16,
             scored.logits[scorer.name].extend(np.asarray(scorer.logits(crops), dtype=float).tolist())
         scored.labels.extend([label] * len(crops))
         scored.groups.extend([file_index] * len(crops))
+        scored.sources.extend([source] * len(crops))
     return scored
 
 
@@ -76,17 +88,44 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def summarise(scored: Scored, thresholds: dict[str, float]) -> dict:
-    """Frame-level and (when videos were scored) video-level metrics per scorer, at each scorer's threshold."""
+def _verdicts(scored: Scored, scorers: Sequence) -> dict[str, list[str]]:
+    """Each scorer's verdict per frame; the ensemble's capped by its members' verdicts on the same frame."""
+    verdicts = {s.name: [s.verdict(float(p)) for p in _sigmoid(np.array(scored.logits[s.name]))] for s in scorers}
+    for scorer in scorers:
+        members = [m.name for m in getattr(scorer, "members", []) if m.name in verdicts]
+        if members:
+            verdicts[scorer.name] = [capped_verdict(v, [verdicts[m][k] for m in members]) for k, v in enumerate(verdicts[scorer.name])]
+    return verdicts
+
+
+def summarise(scored: Scored, scorers: Sequence) -> dict:
+    """Frame-level and (when videos were scored) video-level metrics per scorer at its threshold, and per
+    source the shares of each verdict (and, for a fake source, its AUC against all the reals)."""
     labels = np.array(scored.labels)
     groups = np.array(scored.groups)
+    sources = np.array(scored.sources)
     result = {"frames": len(labels), "files": len(scored.kinds), "no_face_frames": scored.no_face, "unreadable": scored.unreadable, "scorers": {}}
-    for name, logits in scored.logits.items():
-        probabilities = _sigmoid(np.array(logits))
-        entry = {"frame": binary_metrics(labels, probabilities, thresholds.get(name, 0.5)).to_dict()}
+    verdicts = _verdicts(scored, scorers) if len(labels) else {s.name: [] for s in scorers}
+    for scorer in scorers:
+        name, threshold = scorer.name, getattr(scorer, "threshold", 0.5)
+        probabilities = _sigmoid(np.array(scored.logits[name]))
+        if not len(labels):
+            result["scorers"][name] = {}
+            continue
+        entry = {"frame": binary_metrics(labels, probabilities, threshold).to_dict()}
         if "video" in scored.kinds:
             video_scores = np.array([probabilities[groups == g].mean() for g in range(len(scored.kinds))])
-            entry["video"] = binary_metrics(np.array(scored.file_labels), video_scores, thresholds.get(name, 0.5)).to_dict()
+            entry["video"] = binary_metrics(np.array(scored.file_labels), video_scores, threshold).to_dict()
+        entry["sources"] = {}
+        for source in dict.fromkeys(scored.sources):
+            chosen = sources == source
+            said = [v for v, c in zip(verdicts[name], chosen) if c]
+            row = {"label": "fake" if labels[chosen][0] else "real", "frames": int(chosen.sum()),
+                   **{v: round(said.count(v) / len(said), 4) for v in ("fake", "uncertain", "real")}}
+            if labels[chosen][0] == 1 and (labels == 0).any():
+                against = chosen | (labels == 0)
+                row["auc"] = round(binary_metrics(labels[against], probabilities[against]).auc, 4)
+            entry["sources"][source] = row
         result["scorers"][name] = entry
     return result
 

@@ -18,6 +18,7 @@ from . import _torchvision_compat  # noqa: F401  (facenet-pytorch imports torchv
 
 DEFAULT_MARGIN = 1.3
 DEFAULT_MIN_CONFIDENCE = 0.9
+PAD_RETRY = 0.25  # border added on each side (share of the long side) when a picture is searched again
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
@@ -119,30 +120,51 @@ class FaceCropper:
         return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR)), scale
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        """Faces in each picture, most confident first. Pictures of one size go through MTCNN together."""
-        results: list[list[Face]] = [[] for _ in images]
-        groups: dict[tuple[int, ...], list[int]] = {}
-        prepared = [self._searchable(image) for image in images]
-        for i, (searched, _) in enumerate(prepared):
-            if min(searched.shape[:2]) >= 12:  # MTCNN's smallest window; smaller pictures hold no face
-                groups.setdefault(searched.shape, []).append(i)
-        for indices in groups.values():
-            stack = np.stack([prepared[i][0] for i in indices])
-            # The smallest face, in searched pixels (MTCNN reads the attribute at every call).
-            self.mtcnn.min_face_size = max(20, round(self.min_face_size * prepared[indices[0]][1]))
-            with torch.inference_mode():
-                boxes, scores, points = self.mtcnn.detect(stack, landmarks=True)
-            for i, b, s, p in zip(indices, boxes, scores, points):
-                results[i] = self._faces(b, s, p, prepared[i][1])
+        """Faces in each picture, most confident first. Pictures of one size go through MTCNN together.
+
+        A picture where no face is found is searched once more with a black border around it: MTCNN's
+        windows need some context around a face, so a face that fills the picture edge to edge (a tight crop,
+        as people often upload) is otherwise missed. Boxes are mapped back to the picture (they may run past
+        its edges; the crop pads there).
+        """
+        searched = [self._searchable(image) for image in images]
+        results = self._search([(copy, scale, 0) for copy, scale in searched])
+        missing = [i for i, faces in enumerate(results) if not faces]
+        if missing:
+            padded = []
+            for i in missing:
+                copy, scale = searched[i]
+                border = round(PAD_RETRY * max(copy.shape[:2]))
+                padded.append((np.pad(copy, ((border, border), (border, border), (0, 0))), scale, border))
+            for i, faces in zip(missing, self._search(padded)):
+                results[i] = faces
         return results
 
-    def _faces(self, boxes, scores, points, scale: float) -> list[Face]:
+    def _search(self, prepared: Sequence[tuple[np.ndarray, float, int]]) -> list[list[Face]]:
+        """MTCNN on (searched copy, its scale, its border) triples; faces in original picture pixels."""
+        results: list[list[Face]] = [[] for _ in prepared]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (copy, scale, _) in enumerate(prepared):
+            groups.setdefault(copy.shape, []).append(i)
+        for shape, indices in groups.items():
+            scale = prepared[indices[0]][1]
+            # The smallest face, in searched pixels (MTCNN reads the attribute at every call).
+            self.mtcnn.min_face_size = max(20, round(self.min_face_size * scale))
+            if min(shape[:2]) < self.mtcnn.min_face_size:
+                continue  # no face this size fits (and MTCNN's image pyramid would be empty)
+            with torch.inference_mode():
+                boxes, scores, points = self.mtcnn.detect(np.stack([prepared[i][0] for i in indices]), landmarks=True)
+            for i, b, s, p in zip(indices, boxes, scores, points):
+                results[i] = self._faces(b, s, p, prepared[i][1], prepared[i][2])
+        return results
+
+    def _faces(self, boxes, scores, points, scale: float, border: int = 0) -> list[Face]:
         if boxes is None:
             return []
         # facenet-pytorch returns object arrays in batch mode: cast before arithmetic.
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / scale
+        boxes = (np.asarray(boxes, dtype=np.float64).reshape(-1, 4) - border) / scale
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2) / scale
+        points = (np.asarray(points, dtype=np.float64).reshape(-1, 5, 2) - border) / scale
         faces = [
             Face(tuple(float(v) for v in box), float(score), pts)
             for box, score, pts in zip(boxes, scores, points)

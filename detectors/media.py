@@ -284,6 +284,50 @@ def _decode_at(container, stream, targets: list[float], name: str) -> list[Video
     return frames
 
 
+# (container suffix, decoder) pairs Chromium, Firefox and Safari all play; anything else gets a preview copy.
+_AV1 = ("av1", "libdav1d", "libaom-av1")
+BROWSER_PLAYABLE = {(".mp4", "h264"), (".m4v", "h264"), (".mp4", "vp9"), (".webm", "vp8"), (".webm", "vp9"),
+                    *((suffix, name) for suffix in (".mp4", ".webm") for name in _AV1)}
+
+
+def browser_playable(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> bool:
+    """Whether a browser can show the clip as it is (H.264 MP4, VP8/VP9/AV1 WebM ...; not AVI, HEVC, MPEG-4 Part 2)."""
+    return (Path(path).suffix.lower(), probe_video(path, limits).codec) in BROWSER_PLAYABLE
+
+
+def browser_preview(path: str | os.PathLike, target: str | os.PathLike, seconds: float = 30.0, max_side: int = 480,
+                    fps: int = 15, limits: Limits = DEFAULT_LIMITS) -> Path:
+    """An H.264 MP4 of the first ``seconds`` of a clip (at most ``max_side`` px, ``fps`` frames per second,
+    display rotation applied): something every browser plays, for clips it cannot. Only for showing; the
+    analysis always reads the original."""
+    path = Path(path)
+    _check_file(path, limits)
+
+    def frames():
+        with _open_video(path) as container:
+            stream = _video_stream(container, path.name)
+            start, shape, next_time = None, None, 0.0
+            try:
+                for frame in container.decode(stream):
+                    if frame.time is None:
+                        continue
+                    start = frame.time if start is None else start
+                    if frame.time - start > seconds:
+                        break
+                    if frame.time - start + 1e-6 < next_time:
+                        continue
+                    next_time += 1.0 / fps
+                    rgb = _upright(frame)
+                    if shape is None:  # even sides (H.264 with 4:2:0 chroma needs them), long side <= max_side
+                        scale = min(1.0, max_side / max(rgb.shape[:2]))
+                        shape = tuple(max(2, int(d * scale) // 2 * 2) for d in rgb.shape[1::-1])
+                    yield np.asarray(Image.fromarray(rgb).resize(shape, Image.Resampling.BILINEAR))
+            except av.error.FFmpegError:
+                return  # a truncated tail: the frames before it make the preview
+
+    return encode_video(target, frames(), fps)
+
+
 def detect_kind(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> MediaKind:
     """'image' or 'video' by content (PIL's and FFmpeg's own probing), whatever the extension says."""
     path = Path(path)

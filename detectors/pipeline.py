@@ -3,7 +3,8 @@
 The record this module builds (:meth:`Analyzer.scan`) is what the scan CLI writes and what the app's API
 returns; its shape does not depend on how many detectors are loaded (``scores`` is simply empty with none).
 Verdicts come from each detector's calibrated thresholds and from the fitted ensemble rule, never from a
-bare 0.5; without a fitted rule the ensemble is the mean probability and the verdict a strict majority.
+bare 0.5, and the ensemble's is never more confident than its members (``calibration.capped_verdict``); without
+a fitted rule the ensemble is the mean probability and the verdict a strict majority.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Literal, Protocol, Sequence
 import numpy as np
 from scipy.special import expit, logit
 
+from .calibration import capped_verdict
 from .faces import FaceCrop, FaceCropper, whole_image_crop
 from .media import DEFAULT_LIMITS, InputError, printable, Limits, VideoFrame, detect_kind, load_image, sample_frames
 from .preprocess import CROP_SIZE, SharedInput
@@ -172,7 +174,7 @@ class Analyzer:
             return
         if self.ensemble is not None:
             result.ensemble = self.ensemble.probability(result.logits)
-            result.verdict = self.ensemble.verdict(result.ensemble)
+            result.verdict = capped_verdict(self.ensemble.verdict(result.ensemble), list(result.verdicts.values()))
         else:
             result.ensemble = float(np.mean(list(result.scores.values())))
             result.verdict = majority(list(result.verdicts.values()))

@@ -106,9 +106,13 @@ class EnsembleScorer:
         p = np.clip(self.rule.probabilities(np.stack(columns, axis=1)), 1e-7, 1 - 1e-7)
         return np.log(p / (1 - p))
 
-    def verdict(self, probability: float) -> str:
+    @property
+    def thresholds(self) -> Thresholds:
         c = self.rule.calibration
-        return Thresholds(c.decision, c.uncertain_low, c.uncertain_high).verdict(probability)
+        return Thresholds(c.decision, c.uncertain_low, c.uncertain_high)
+
+    def verdict(self, probability: float) -> str:
+        return self.thresholds.verdict(probability)
 
     @property
     def threshold(self) -> float:

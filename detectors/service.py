@@ -18,7 +18,7 @@ import gradio as gr
 import numpy as np
 
 from . import explain, registry, views
-from .media import DEFAULT_LIMITS, InputError, detect_kind, load_image, sample_frames
+from .media import DEFAULT_LIMITS, InputError, browser_playable, browser_preview, detect_kind, load_image, probe_video, sample_frames
 from .pipeline import AGGREGATION_RULES, Analyzer, FaceResult, ImageReport
 from .robustness import probe
 from .spectrum import load_reference_band, log_spectrum
@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 FAILURE_MESSAGE = ("The analysis failed on our side, not because of your file's content. Try again; if it fails again, "
                    "try another file, a smaller picture or fewer frames. The server log has the details.")
 
-TABLE_HEADERS = ["detector", "P(fake)", "verdict", "threshold"]
-PROBE_HEADERS = ["perturbation", "detector", "P(fake) before", "P(fake) after", "verdict before", "verdict after", "flipped"]
+TABLE_HEADERS = ["detector", "P(fake)", "verdict", "fake at or above", "real below"]  # between the two: uncertain
+PROBE_HEADERS = ["change", "detector", "P(fake) before", "after", "verdict before", "after", "flipped"]
 
 
 def raw_upload(component: gr.Image) -> gr.Image:
@@ -107,16 +107,24 @@ def _display_names() -> dict[str, str]:
     return {**{d.name: d.display_name for d in analyzer().detectors}, "ensemble": "Ensemble"}
 
 
+def _band_cells(thresholds) -> list:
+    """(fake at or above, real below): the edges of the uncertain band that decide a verdict."""
+    fake_from = max(thresholds.decision, thresholds.uncertain_high)
+    real_below = min(thresholds.decision, thresholds.uncertain_low)
+    return [round(fake_from, 3), round(real_below, 3)]
+
+
 def verdict_rows(face: FaceResult | None) -> list[list]:
-    """Rows of the verdict table for one face: detector, probability of fake, verdict, threshold."""
+    """Rows of the verdict table for one face: detector, probability of fake, verdict, and the band's edges."""
     if face is None:
         return []
     by_name = {d.name: d for d in analyzer().detectors}
-    rows = [[by_name[name].display_name, round(p, 3), face.verdicts.get(name, ""), round(by_name[name].threshold, 3)] for name, p in face.scores.items()]
+    rows = [[by_name[name].display_name, round(p, 3), face.verdicts.get(name, ""), *_band_cells(by_name[name].config.thresholds)]
+            for name, p in face.scores.items()]
     if face.ensemble is not None:
         ensemble = analyzer().ensemble
-        threshold = round(ensemble.threshold, 3) if ensemble is not None and hasattr(ensemble, "threshold") else "majority"
-        rows.append(["Ensemble", round(face.ensemble, 3), face.verdict, threshold])
+        band = _band_cells(ensemble.thresholds) if ensemble is not None else ["majority", "majority"]
+        rows.append(["Ensemble", round(face.ensemble, 3), face.verdict, *band])
     return rows
 
 
@@ -161,6 +169,10 @@ def _face_views(report: ImageReport, prefix: str = "") -> list[FaceView]:
     return out
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _require(path: str | None, what: str) -> str:
     if not path:
         raise gr.Error(f"Upload {what} first.")
@@ -186,7 +198,7 @@ def cam_images(crop: np.ndarray) -> list[tuple[np.ndarray, str]]:
 def figures(face_views: list[FaceView], index: int, with_cam: bool = False):
     """(verdict table, 2D FFT, radial profile, error map, Grad-CAM gallery) of the face at ``index`` (clamped)."""
     if not face_views:
-        return [], None, None, None, gr.update(value=[], visible=with_cam)
+        return [], None, None, None, []
     face = face_views[max(0, min(int(index), len(face_views) - 1))]
     short = face.label.split(":")[0]
     error = views.error_map_figure(face.crop, face.error.error, face.error.summary(), f"Re-synthesis error, {short}") if face.error else None
@@ -196,7 +208,7 @@ def figures(face_views: list[FaceView], index: int, with_cam: bool = False):
         views.spectrum_heatmap(face.spectrum, title=f"2D FFT, {short}"),
         views.radial_profile_plot(face.spectrum, reference_band(), title=f"Radial profile, {short}"),
         error,
-        gr.update(value=cams, visible=with_cam),
+        cams,
     )
 
 
@@ -253,10 +265,36 @@ def _face_outputs(face_views: list[FaceView], index: int, with_cam: bool):
     return (gallery, selector, *figures(face_views, index, with_cam))
 
 
+PREVIEW_SECONDS = 30
+
+
+@event_handler
+def video_preview(path: str | None):
+    """On upload: (what the player shows, the upload kept for the analysis, a note). A clip the browser cannot
+    play (AVI, HEVC, MPEG-4 Part 2 ...) is shown as an H.264 copy of its first seconds; the analysis still
+    reads the file as uploaded (see :func:`analyse_video`'s ``kept``)."""
+    try:
+        if not path or detect_kind(path, DEFAULT_LIMITS) != "video" or browser_playable(path, DEFAULT_LIMITS):
+            return gr.update(), None, ""
+        codec = probe_video(path, DEFAULT_LIMITS).codec.upper()
+        preview = browser_preview(path, Path(path).with_name(f"{Path(path).stem}.preview.mp4"), PREVIEW_SECONDS)
+    except InputError:
+        return gr.update(), None, ""  # Analyse says what is wrong with the file
+    note = views.notice_html("Preview", f"Browsers cannot play this file ({codec}, {Path(path).suffix.lstrip('.').upper() or 'no extension'}), "
+                             f"so the player shows an H.264 copy of its first {PREVIEW_SECONDS} s. The analysis reads your original file.")
+    return str(preview), {"preview": preview.name, "original": path}, note
+
+
 @registry.gpu_entry
 @event_handler
-def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", with_cam: bool = False, progress=gr.Progress()):
-    """(summary, timeline, gallery, face selector, table, FFT, profile, error map, Grad-CAM, JSON report, state)."""
+def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", with_cam: bool = False,
+                  kept: dict | None = None, progress=gr.Progress()):
+    """(summary, timeline, gallery, face selector, table, FFT, profile, error map, Grad-CAM, JSON report, state).
+
+    ``kept``: the page's record of an upload shown as a preview copy (:func:`video_preview`); when the player
+    holds that copy, the original upload is analysed instead."""
+    if kept and path and Path(path).name == kept.get("preview"):
+        path = kept["original"]
     if rule not in AGGREGATION_RULES:
         raise gr.Error(f"Unknown aggregation rule {rule!r}; choose one of: {', '.join(AGGREGATION_RULES)}.")
     try:
@@ -281,9 +319,9 @@ def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", w
     summary_face = analyzer().video_summary(reports, rule)
     index = max(tops, key=lambda top: top[0])[1] if tops else 0  # ties (repeated frames): the earliest
     if summary_face is None:
-        summary = views.notice_html("No face found", f"None of the {len(frames)} sampled frames shows a face the detector is sure of (confidence >= 0.9).")
+        summary = views.notice_html("No face found", f"None of the {_count(len(frames), 'sampled frame')} shows a face the detector is sure of (confidence >= 0.9).")
     else:
-        note = (f"{len(frames)} frames sampled, a face in {with_face}. Aggregation: <b>{rule}</b>: {AGGREGATION_RULES[rule]}. "
+        note = (f"{_count(len(frames), 'frame')} sampled, a face in {with_face}. Aggregation: <b>{rule}</b>: {AGGREGATION_RULES[rule]}. "
                 f"Below: the most suspicious frame's face.")
         summary = views.verdict_cards_html([], headline=_headline(summary_face), note=note)
     names = _display_names()
@@ -296,13 +334,36 @@ def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", w
     return (summary, timeline, *_face_outputs(face_views, index, with_cam), record, face_views)
 
 
+# The examples gallery caches its results; Gradio 6 cannot cache a component *update* (the face selector's
+# choices), so the cached outputs are the plain values: summary, faces, table, three figures, JSON report.
+EXAMPLE_OUTPUTS = (0, 1, 3, 4, 5, 6, 8)  # positions in analyse_image's outputs
+VIDEO_EXAMPLE_OUTPUTS = (0, 1, 2, 4, 5, 6, 7, 9)  # positions in analyse_video's outputs
+
+
 def analyse_image_example(path: str):
     """An example picture with the default settings, for the examples gallery (cached; no session state)."""
-    return analyse_image(path)[:-1]
+    outputs = analyse_image(path)
+    return tuple(outputs[i] for i in EXAMPLE_OUTPUTS)
 
 
 def analyse_video_example(path: str):
-    return analyse_video(path, 16, "mean", False, progress=lambda *a, **k: None)[:-1]
+    outputs = analyse_video(path, 16, "mean", False, None, progress=lambda *a, **k: None)
+    return tuple(outputs[i] for i in VIDEO_EXAMPLE_OUTPUTS)
+
+
+def forget_faces():
+    """(face selector, face views state) for a newly chosen file: nothing to choose yet."""
+    return gr.update(choices=[], value=None, visible=False), []
+
+
+def empty_image_outputs():
+    """analyse_image's outputs with nothing in them: shown while an analysis runs, so that a failure never
+    leaves the previous file's result on the page under the error, and when another file is chosen."""
+    return ("", *_face_outputs([], 0, False), None, [])
+
+
+def empty_video_outputs():
+    return ("", None, *_face_outputs([], 0, False), None, [])
 
 
 @event_handler
@@ -313,11 +374,14 @@ def select_face(face_views: list[FaceView] | None, index: int | None, with_cam: 
 @registry.gpu_entry
 @event_handler
 def robustness_probe(path: str | None, whole_image_if_no_face: bool = False):
-    """(summary, table rows): the picture re-scored after JPEG 75 and a 0.5x resize."""
+    """(summary, table): the picture re-scored after JPEG 75 and a 0.5x resize; the table shows once there is one."""
     image = _load(path)
     rows = probe(analyzer(), image, whole_image_if_no_face)
     if not rows:
-        return views.notice_html("Nothing to probe", "No detector is loaded."), []
+        return views.notice_html("Nothing to probe", "No detector is loaded."), gr.update(value=[], visible=False)
+    if all(r.original is None for r in rows):
+        return (views.notice_html("Nothing probed", "No face was found in the picture. Tick <b>score the whole image</b> "
+                                  "to probe the picture as a whole."), gr.update(value=[], visible=False))
     names = _display_names()
     fmt = lambda v: "" if v is None else round(v, 3)  # noqa: E731
     table = [[r.perturbation, names.get(r.scorer, r.scorer), fmt(r.original), fmt(r.perturbed), r.original_verdict,
@@ -328,7 +392,7 @@ def robustness_probe(path: str | None, whole_image_if_no_face: bool = False):
     else:
         which = ", ".join(f"{names.get(r.scorer, r.scorer)} under {r.perturbation}" for r in flipped)
         text = views.notice_html(f"{len(flipped)} of {len(rows)} verdicts flipped", f"{which}. Treat these verdicts with caution.", tone="warn")
-    return text, table
+    return text, gr.update(value=table, visible=True)
 
 
 def about_markdown() -> str:

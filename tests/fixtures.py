@@ -150,3 +150,30 @@ def multi_face_picture(count: int, fake_at: int, cropper=None) -> np.ndarray:
     """``count`` faces side by side: the forged face at position ``fake_at``, the real one everywhere else."""
     real, fake = face_tiles(cropper)
     return side_by_side([fake if i == fake_at else real for i in range(count)])
+
+
+def _display_matrix(clockwise_degrees: float) -> list[int]:
+    """FFmpeg's av_display_rotation_set: the MP4 track matrix of a clockwise rotation (16.16 / 2.30 fixed point)."""
+    import math
+
+    radians = -clockwise_degrees * math.pi / 180
+    c, s = math.cos(radians), math.sin(radians)
+    fixed = lambda x: int(round(x * (1 << 16)))  # noqa: E731
+    return [fixed(c), fixed(-s), 0, fixed(s), fixed(c), 0, 0, 0, 1 << 30]
+
+
+def write_rotated_clip(path: Path, picture: np.ndarray, rotation: int, frames: int = 16, fps: int = 8) -> Path:
+    """An H.264 MP4 as phones write them: frames stored on their side and a display matrix that turns them
+    upright. ``rotation`` is what ffprobe and PyAV report (counter-clockwise degrees: a phone held upright
+    records -90); players, Chromium included, turn the frames by it, so the clip shows ``picture`` upright."""
+    stored = np.ascontiguousarray(np.rot90(picture, k=-rotation // 90))
+    encode_video(path, (stored for _ in range(frames)), fps)
+    data = bytearray(path.read_bytes())
+    box = data.find(b"tkhd")
+    version = data[box + 4]
+    # tkhd after its type: version and flags (4), times and ids (20 or 32), reserved (8), layer, group,
+    # volume, reserved (8), then the 3 x 3 matrix.
+    offset = box + 4 + 4 + (20 if version == 0 else 32) + 8 + 8
+    struct.pack_into(">9i", data, offset, *_display_matrix(-rotation))
+    path.write_bytes(bytes(data))
+    return path

@@ -1,4 +1,5 @@
-"""Fit the ensemble rule (logistic regression on the four detectors' logits) on the validation sets."""
+"""Fit the ensemble rule (logistic regression on the detectors' logits) on the validation sets, and its
+thresholds with the same guard against false alarms as each detector's (see ``training.trainer.calibrate``)."""
 from __future__ import annotations
 
 import json
@@ -9,24 +10,35 @@ import torch
 
 from .. import registry
 from ..calibration import fit_ensemble
-from ..metrics import binary_metrics
-from .data import build_cache, load_all
-from .heldout import heldout_sets
+from .data import load_all
+from .heldout import HeldOut, heldout
+from .trainer import calibration_groups, heldout_metrics, selection_score, set_aucs
 
 
-def fit_and_save_ensemble(data: str, cache: str, limits: dict, device: str = "cpu", path: Path | None = None) -> Path:
-    build_cache(data, cache, limits)
+def set_weights(held: HeldOut) -> np.ndarray:
+    """One weight per held-out face: every criterion set counts alike in the fit, however many faces it holds
+    (a face in two sets counts in both); faces in no criterion set weigh nothing. Mean weight 1 where > 0."""
+    weights = np.zeros(len(held))
+    for name in held.criterion():
+        weights[held.sets[name]] += 1.0 / len(held.sets[name])
+    return weights * (weights > 0).sum() / weights.sum()
+
+
+def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = None) -> Path:
     result = registry.load_all(device=torch.device(device))
     if not result.detectors:
         raise SystemExit("calibrate: no detector checkpoint could be loaded: " + "; ".join(result.messages))
-    sets = heldout_sets(load_all(cache), "val")
-    labels = np.concatenate([s.labels for s in sets])
+    held = heldout(load_all(cache), "val")
     names = [d.name for d in result.detectors]
-    logits = np.stack([np.concatenate([d.logits(s.crops[i : i + 64]) for s in sets for i in range(0, len(s.crops), 64)]) for d in result.detectors], axis=1)
-    rule = fit_ensemble(names, logits, labels)
+    logits = np.stack([np.concatenate([d.logits(held.crops[i : i + 64]) for i in range(0, len(held), 64)]) for d in result.detectors], axis=1)
+    rule = fit_ensemble(names, logits, held.labels, groups=calibration_groups(held), weights=set_weights(held))
     probabilities = rule.probabilities(logits)
+    ensemble_logits = np.log(np.clip(probabilities, 1e-7, 1 - 1e-7) / np.clip(1 - probabilities, 1e-7, 1))
+    aucs = set_aucs(held, ensemble_logits)
     report = rule.to_dict()
-    report["validation"] = {"sets": {s.name: len(s.labels) for s in sets}, "all": binary_metrics(labels, probabilities, rule.calibration.decision).to_dict()}
+    report["validation"] = {"worst": round(selection_score(aucs, held), 4),
+                            **heldout_metrics(held, probabilities, rule.calibration),
+                            "members": {name: set_aucs(held, logits[:, j]) for j, name in enumerate(names)}}
     path = path or registry.ASSETS / registry.ENSEMBLE_FILE
     path.write_text(json.dumps(report, indent=2) + "\n")
     return path

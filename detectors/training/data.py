@@ -1,15 +1,16 @@
-"""Training data: every image through the inference face cropper once, cached as 256 px crops with landmarks.
+"""Training data: every source's images (and sampled video frames) through the inference face cropper once,
+cached as 256 px crops with landmarks and the size of the region each crop was cut from.
 
-Sources under ``../shared/data`` (see its README): CelebA reals, FFHQ reals and StyleGAN fakes. Each file is
-assigned to train / val / test by a seeded hash of its name, so splits are stable across runs and machines
-and never depend on listing order. The FFHQ reals are split the same way as the StyleGAN fakes, so the
-held-out StyleGAN split comes with held-out reals of the same framing and encoding.
+Sources come from a table (:mod:`detectors.training.sources`). Splits are computed when a cache is read, from a
+seeded hash of each crop's split unit (file, video, pair or figure), so they are stable across runs and
+machines, never depend on listing order, and a table edit of roles or fractions needs no re-cropping.
 
 Cache layout (``--cache``, never committed)::
 
     <cache>/<source>/crops.npy     N x 256 x 256 x 3 uint8 (memory-mapped when read)
-    <cache>/<source>/meta.npz      names, split, label, landmarks (N x 5 x 2, crop pixels), confidence
-    <cache>/manifest.json          cropper settings; a cache made with other settings is rebuilt
+    <cache>/<source>/meta.npz      names, units, landmarks (N x 5 x 2, crop pixels), confidence, sides
+    <cache>/<source>/source.json   the source's row and the cropper settings; a source whose entry differs is rebuilt
+    <cache>/manifest.json          the table of sources this cache holds
 """
 from __future__ import annotations
 
@@ -18,42 +19,22 @@ import json
 import multiprocessing
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from ..faces import DEFAULT_MARGIN, DEFAULT_MIN_CONFIDENCE
-from ..media import IMAGE_SUFFIXES, InputError, load_image
+from ..faces import DEFAULT_MARGIN, DEFAULT_MIN_CONFIDENCE, PAD_RETRY
+from ..media import IMAGE_SUFFIXES, InputError, detect_kind, load_image, sample_frames
 from ..preprocess import CROP_SIZE
+from .sources import SPLITS, Source, split_of, table_for
 
-CACHE_VERSION = 1
-SPLITS = ("train", "val", "test")
+CACHE_VERSION = 2
+FRAMES_PER_VIDEO = 8  # sampled evenly from each clip; the clip is the split unit, so they stay together
 
-
-@dataclass(frozen=True)
-class Source:
-    name: str
-    folder: str  # relative to the data root
-    label: int  # 1 = fake
-    fractions: tuple[float, float, float]  # train, val, test
-
-
-SOURCES = (
-    Source("celeba", "real/celeba", 0, (0.8, 0.1, 0.1)),
-    Source("ffhq", "gan/ffhq-real", 0, (0.6, 0.2, 0.2)),
-    Source("stylegan", "gan/stylegan", 1, (0.6, 0.2, 0.2)),
-)
-
-
-def split_of(name: str, fractions: Sequence[float], seed: int = 0) -> str:
-    """train / val / test from a hash of the file name: stable, seeded, independent of listing order."""
-    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
-    edges = np.cumsum(fractions)
-    return SPLITS[int(np.searchsorted(edges, u, side="right"))] if u < edges[-1] else SPLITS[-1]
+__all__ = ["SPLITS", "FaceSet", "build_cache", "load_all", "default_cache", "split_of"]
 
 
 @dataclass(eq=False)
@@ -62,23 +43,38 @@ class FaceSet:
 
     source: Source
     crops: np.ndarray
-    names: np.ndarray
+    names: np.ndarray  # file relative to the source folder; "file#k" for the k-th sampled frame of a clip
+    units: np.ndarray  # the split unit of each crop
     split: np.ndarray
     landmarks: np.ndarray
+    sides: np.ndarray  # side of the square the crop was cut from, in source pixels (its native resolution)
 
     def indices(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == split)
 
 
-def _manifest(data_root: Path, limits: dict[str, int], seed: int) -> dict:
+def default_cache(data_root: str | os.PathLike, shared_root: str | os.PathLike) -> Path:
+    """``cache/faces`` for the shared data; a folder of its own for any other data root."""
+    data_root = Path(data_root).resolve()
+    if data_root == Path(shared_root).resolve():
+        return Path("cache/faces")
+    digest = hashlib.sha256(str(data_root).encode()).hexdigest()[:8]
+    return Path(f"cache/faces-{data_root.name}-{digest}")
+
+
+def _entry(data_root: Path, source: Source, files: list[Path], limit: int | None, seed: int) -> dict:
     return {
         "version": CACHE_VERSION,
         "crop_size": CROP_SIZE,
         "margin": DEFAULT_MARGIN,
         "min_confidence": DEFAULT_MIN_CONFIDENCE,
+        "pad_retry": PAD_RETRY,
+        "frames_per_video": FRAMES_PER_VIDEO,
         "data_root": str(data_root.resolve()),
-        "limits": limits,
+        "source": {k: v for k, v in asdict(source).items() if k not in ("role", "looks_like", "split_fractions", "generator")},
+        "limit": limit,
         "seed": seed,
+        "files": hashlib.sha256("\n".join(str(f) for f in files).encode()).hexdigest(),
     }
 
 
@@ -96,23 +92,30 @@ def _init_worker() -> None:
     _worker_cropper = FaceCropper()
 
 
-def _crop_one(path: str):
+def _crop_one(path: str) -> list[tuple[str, np.ndarray, np.ndarray, float, int]]:
+    """(name suffix, crop, landmarks, confidence, region side) of the most confident face of the file, or of each
+    sampled frame of a clip; empty when unreadable or faceless."""
     try:
-        image = load_image(path)
+        if detect_kind(path) == "image":
+            images = [("", load_image(path))]
+        else:
+            images = [(f"#{frame.index}", frame.image) for frame in sample_frames(path, FRAMES_PER_VIDEO)]
     except InputError:
-        return None
-    faces = _worker_cropper.detect(image)
-    if not faces:
-        return None
-    crop = _worker_cropper.crop(image, faces[0], CROP_SIZE)
-    return crop.image, crop.landmarks.astype(np.float32), faces[0].score
+        return []
+    out = []
+    for (suffix, image), faces in zip(images, _worker_cropper.detect_batch([image for _, image in images])):
+        if faces:
+            crop = _worker_cropper.crop(image, faces[0], CROP_SIZE)
+            out.append((suffix, crop.image, crop.landmarks.astype(np.float32), faces[0].score, crop.region[2]))
+    return out
 
 
-def _list_files(folder: Path, limit: int | None, seed: int) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+def _chosen_files(source: Source, data_root: Path, limit: int | None, seed: int) -> list[tuple[Path, str]]:
+    files = source.list_files(data_root)
     if limit is not None and len(files) > limit:
         rng = np.random.default_rng(seed)
-        files = sorted(rng.choice(np.array(files, dtype=object), size=limit, replace=False).tolist())
+        keep = set(rng.choice(len(files), size=limit, replace=False).tolist())
+        files = [f for i, f in enumerate(files) if i in keep]
     return files
 
 
@@ -122,67 +125,83 @@ def build_cache(
     limits: dict[str, int] | None = None,
     seed: int = 0,
     workers: int = 2,
-    sources: Iterable[Source] = SOURCES,
+    sources: Iterable[Source] | None = None,
+    table: str | os.PathLike | None = None,
 ) -> Path:
-    """Detect and crop every image once (skipped when an identical cache exists). Returns the cache folder."""
+    """Detect and crop every source's faces once; a source already cached with the same settings is kept."""
     data_root, cache = Path(data_root), Path(cache)
+    sources = tuple(sources) if sources is not None else table_for(data_root, table)
     limits = dict(limits or {})
-    manifest = _manifest(data_root, limits, seed)
-    manifest_path = cache / "manifest.json"
-    if manifest_path.exists() and json.loads(manifest_path.read_text()) == manifest:
-        return cache
     cache.mkdir(parents=True, exist_ok=True)
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker) as pool:
-        for source in sources:
-            folder = data_root / source.folder
-            if not folder.is_dir():
-                raise FileNotFoundError(f"training data folder {folder} is missing (see ../shared/data/README.md)")
-            files = _list_files(folder, limits.get(source.name), seed)
-            _write_source(cache / source.name, source, files, pool, seed)
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    pending = []
+    for source in sources:
+        files = _chosen_files(source, data_root, limits.get(source.name), seed)
+        entry = _entry(data_root, source, [f for f, _ in files], limits.get(source.name), seed)
+        record = cache / source.name / "source.json"
+        if not (record.exists() and json.loads(record.read_text()) == entry):
+            pending.append((source, files, entry))
+    if pending:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(workers, initializer=_init_worker) as pool:
+            for source, files, entry in pending:
+                _write_source(cache / source.name, source, files, pool, data_root / source.folder)
+                (cache / source.name / "source.json").write_text(json.dumps(entry, indent=2) + "\n")
+    (cache / "manifest.json").write_text(json.dumps({"version": CACHE_VERSION, "seed": seed,
+                                                     "sources": [asdict(s) for s in sources]}, indent=2) + "\n")
     return cache
 
 
-def _write_source(folder: Path, source: Source, files: list[Path], pool, seed: int) -> None:
+def _write_source(folder: Path, source: Source, files: list[tuple[Path, str]], pool, root: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    crops = np.lib.format.open_memmap(folder / "crops.tmp.npy", mode="w+", dtype=np.uint8, shape=(len(files), CROP_SIZE, CROP_SIZE, 3))
-    names, landmarks, scores = [], [], []
-    results = pool.imap(_crop_one, [str(f) for f in files], chunksize=16)
-    for path, result in tqdm(zip(files, results), total=len(files), desc=f"faces {source.name}", unit="img", file=sys.stderr):
-        if result is None:
-            continue
-        crops[len(names)] = result[0]
-        names.append(path.name)
-        landmarks.append(result[1])
-        scores.append(result[2])
-    crops.flush()
-    del crops
-    kept = len(names)
-    # Shrink to the faces found: rewrite the header-sized prefix as a properly shaped array.
-    full = np.load(folder / "crops.tmp.npy", mmap_mode="r")
-    final = np.lib.format.open_memmap(folder / "crops.npy", mode="w+", dtype=np.uint8, shape=(kept, CROP_SIZE, CROP_SIZE, 3))
-    for start in range(0, kept, 512):
-        stop = min(start + 512, kept)
-        final[start:stop] = full[start:stop]
+    # Room for every possible crop (a clip gives up to FRAMES_PER_VIDEO), written as they come, then trimmed.
+    capacity = sum(1 if path.suffix.lower() in IMAGE_SUFFIXES else FRAMES_PER_VIDEO for path, _ in files)
+    spill = np.lib.format.open_memmap(folder / "crops.tmp.npy", mode="w+", dtype=np.uint8, shape=(max(1, capacity), CROP_SIZE, CROP_SIZE, 3))
+    names, units, landmarks, scores, sides = [], [], [], [], []
+    results = pool.imap(_crop_one, [str(f) for f, _ in files], chunksize=8)
+    for (path, unit), faces in tqdm(zip(files, results), total=len(files), desc=f"faces {source.name}", unit="file", file=sys.stderr):
+        for suffix, crop, points, score, side in faces[: capacity - len(names)]:
+            spill[len(names)] = crop
+            names.append(path.relative_to(root).as_posix() + suffix)
+            units.append(unit)
+            landmarks.append(points)
+            scores.append(score)
+            sides.append(side)
+    spill.flush()
+    final = np.lib.format.open_memmap(folder / "crops.npy", mode="w+", dtype=np.uint8, shape=(len(names), CROP_SIZE, CROP_SIZE, 3))
+    for start in range(0, len(names), 512):
+        stop = min(start + 512, len(names))
+        final[start:stop] = spill[start:stop]
     final.flush()
-    del final, full
+    del final, spill
     (folder / "crops.tmp.npy").unlink()
     np.savez(
         folder / "meta.npz",
-        names=np.array(names),
-        split=np.array([split_of(n, source.fractions, seed) for n in names]),
+        names=np.array(names, dtype=str),
+        units=np.array(units, dtype=str),
         landmarks=np.array(landmarks, dtype=np.float32).reshape(-1, 5, 2),
         confidence=np.array(scores, dtype=np.float32),
+        sides=np.array(sides, dtype=np.int32),
         files_seen=np.array(len(files)),
     )
 
 
-def load_face_set(cache: str | os.PathLike, source: Source) -> FaceSet:
+def cached_sources(cache: str | os.PathLike) -> tuple[Source, ...]:
+    """The table of sources a cache was built from."""
+    manifest = json.loads((Path(cache) / "manifest.json").read_text())
+    return tuple(Source(**{**s, "looks_like": tuple(s["looks_like"]),
+                           "split_fractions": tuple(s["split_fractions"]) if s.get("split_fractions") else None})
+                 for s in manifest["sources"])
+
+
+def load_face_set(cache: str | os.PathLike, source: Source, seed: int = 0) -> FaceSet:
     folder = Path(cache) / source.name
     meta = np.load(folder / "meta.npz")
-    return FaceSet(source, np.load(folder / "crops.npy", mmap_mode="r"), meta["names"], meta["split"], meta["landmarks"])
+    units = meta["units"]
+    split = np.array([split_of(u, source.fractions, seed) for u in units], dtype=object) if len(units) else np.array([], dtype=object)
+    return FaceSet(source, np.load(folder / "crops.npy", mmap_mode="r"), meta["names"], units, split, meta["landmarks"], meta["sides"])
 
 
-def load_all(cache: str | os.PathLike) -> dict[str, FaceSet]:
-    return {source.name: load_face_set(cache, source) for source in SOURCES}
+def load_all(cache: str | os.PathLike, names: Sequence[str] | None = None) -> dict[str, FaceSet]:
+    """Every source of the cache (or those ``names``), by name, with its splits."""
+    seed = json.loads((Path(cache) / "manifest.json").read_text()).get("seed", 0)
+    return {s.name: load_face_set(cache, s, seed) for s in cached_sources(cache) if names is None or s.name in names}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import models
 from ..checkpoints import CONFIG_FILE
-from .stream import DEFAULT_MIX, PAIRED
+from .stream import DEFAULT_MIX, SELF_BLENDED
 
 PAPERS = {
     "specxnet": ("SpecXNet", "Alam, Islam, Woo. SpecXNet: A Dual-Domain Convolutional Network for Robust Deepfake Detection. ACM MM 2025"),
@@ -16,9 +16,10 @@ PAPERS = {
 }
 
 LIMITS = """- Trained by this project from scratch (no public weights exist or are reachable) on small data: tens of
-  thousands of face crops, one GAN (StyleGAN v1) and self-blended fakes made from real faces. Expect it to
-  miss manipulations unlike those (diffusion faces, expression re-enactment, full-frame synthesis) and to be
-  less accurate than the paper's own, larger models.
+  thousands of face crops; one GAN (StyleGAN v1), DFDC face swaps, three text-to-image generators (SDXL, Flux.1
+  schnell) and self-blended fakes made from real faces. Expect it to miss manipulations unlike those
+  (expression re-enactment, full-frame synthesis, new generators) and to be less accurate than the paper's own,
+  larger models.
 - Scores faces found by MTCNN; a face that is small, profile or occluded gives weaker evidence.
 - The thresholds are fitted on our validation data; on other sources the ranking (AUC) transfers better than
   any fixed threshold, which is why the app shows an "uncertain" band.
@@ -46,38 +47,56 @@ def about_entry(detector) -> str:
     metrics = (config.metrics or {}).get("validation", {})
     training = config.training or {}
     minutes = training.get("seconds", 0) / 60
-    numbers = ", ".join(f"{set_name} AUC {m['auc']:.3f}" for set_name, m in metrics.items()) or "not recorded"
+    numbers = ", ".join(f"{set_name} AUC {m['auc']:.3f}" for set_name, m in metrics.items() if isinstance(m, dict) and "auc" in m) or "not recorded"
     t = config.thresholds
     return f"""### {title} (`{name}/{config.variant}`)
 *{paper}*
 
 **Looks at:** {LOOKS_AT.get(name, "")}
 
-**Trained by us** from scratch in {minutes:.0f} min on {training.get('hardware', 'unknown hardware')}: CelebA and FFHQ
-reals, StyleGAN (v1) fakes, self-blended fakes. Input {config.input_size} px face crops.
-**Validation:** {numbers}. **Threshold** {t.decision:.3f}; uncertain between {t.uncertain_low:.3f} and {t.uncertain_high:.3f}.
+**Trained by us** from scratch in {minutes:.0f} min on {training.get('hardware', 'unknown hardware')}: {_data_text(training)}.
+Input {config.input_size} px face crops.
+**Validation** (held-out faces; "unseen" = generators it never trained on): {numbers}.
+**Says fake** at or above {t.uncertain_high:.3f}, **real** below {t.uncertain_low:.3f}, uncertain in between.
 **Limits:** a compact model trained on little data; it can miss generators and manipulations it never saw
-(diffusion faces, re-enactment) and is less accurate than the paper's. Research use only (non-commercial data)."""
+and is less accurate than the paper's. Research use only (non-commercial data)."""
+
+
+def _data_text(training: dict) -> str:
+    """The training sources in words, from the run's record (older cards: the sources of the time)."""
+    roles = training.get("roles")
+    if not roles:
+        return "CelebA and FFHQ reals, StyleGAN (v1) fakes, self-blended fakes"
+    trained = [name for name, role in roles.items() if role == "train"]
+    unseen = [name for name, role in roles.items() if role != "train"]
+    return f"sources {', '.join(trained)} and self-blended fakes; never trained on {', '.join(unseen) or 'none'}"
+
+
+def _calibration_text(config: dict) -> str:
+    method = (config.get("metrics") or {}).get("calibration", {}).get("method", "")
+    return method or "fitted on validation data"
 
 
 def _mix_text(mix) -> str:
-    """The stream's sample mix as prose: the recipe's own, or the stream's default when it sets none."""
+    """The stream's family mix as prose: the recipe's own, or the stream's default when it sets none."""
     shares = dict(mix) if mix else DEFAULT_MIX
-    kinds = {"celeba": "CelebA reals", "ffhq": "FFHQ reals", "sbi": "self-blended fakes", "stylegan": "StyleGAN fakes"}
     parts = []
-    for kind, share in shares.items():
-        if kind == PAIRED:  # the share counts both members of each pair
-            parts.append(f"self-blended fakes {share * 50:.0f} % with, beside each, the real it was made from "
-                         f"{share * 50:.0f} % (the pair augmented alike)")
-        else:
-            parts.append(f"{kinds.get(kind, kind)} {share * 100:.0f} %")
-    return ", ".join(parts)
+    for family, share in shares.items():
+        what = "self-blended fakes, each beside the real it was made from" if family == SELF_BLENDED else f"{family} fakes, each beside a real that looks like it"
+        parts.append(f"{what} {share * 100:.0f} % of the pairs")
+    return "; ".join(parts)
 
 
 def _metrics_table(validation: dict) -> str:
     rows = ["| validation set | AUC | AP | EER | accuracy at threshold | TPR @ 1 % FPR | TPR @ 5 % FPR |", "|---|---|---|---|---|---|---|"]
     for name, m in validation.items():
+        if name == "reals":
+            continue
         rows.append(f"| {name} | {m['auc']:.4f} | {m['ap']:.4f} | {m['eer']:.4f} | {m['accuracy']:.4f} | {m['tpr_at_fpr_1pct']:.4f} | {m['tpr_at_fpr_5pct']:.4f} |")
+    reals = validation.get("reals", {})
+    if reals:
+        rows += ["", "| validation reals of | faces | called fake | uncertain | called real |", "|---|---|---|---|---|"]
+        rows += [f"| {source} | {r['faces']} | {r['fake']:.1%} | {r['uncertain']:.1%} | {r['real']:.1%} |" for source, r in reals.items()]
     return "\n".join(rows)
 
 
@@ -103,13 +122,16 @@ Output: one logit, `sigmoid(logit)` = probability that the face is fake (label 1
 
 ## Data
 Face crops from facenet-pytorch MTCNN (most confident face, square box x{config['crop']['margin']}, {config['crop']['size']} px,
-then resized to the input size), from `../shared/data`: CelebA reals, FFHQ reals, StyleGAN (v1) fakes, and
-self-blended fakes synthesised on the fly from the real crops (a 5-landmark face mask, colour and resampling
-mismatch; Shiohara & Yamasaki, CVPR 2022). Splits are by a seeded hash of the file name; faces per split:
-`{json.dumps(training['faces'])}`. Shared augmentation on both classes: flips, re-framing, resolution changes,
-colour, blur, JPEG quality 40-100; the destructive parts (JPEG, down-sampling, blur) ramp from mild to full over
-the first {training['recipe'].get('curriculum', 0) * 100:.0f} % of the classifier's steps. Share of each kind of training
-sample: {_mix_text(training['recipe'].get('mix'))}.
+then resized to the input size) of the sources in `detectors/training/sources.csv` (`../shared/data`): {_data_text(training)}.
+Self-blended fakes are synthesised on the fly from the real crops of every real source (a 5-landmark face
+mask, colour and resampling mismatch; Shiohara & Yamasaki, CVPR 2022). Splits are by a seeded hash of each
+source's split unit (file, video, a face swap with its source video, a figure of tiles); faces per split:
+`{json.dumps(training['faces'])}`.
+Every training draw is a pair, a fake beside a real that looks like it: {_mix_text(training['recipe'].get('mix'))}.
+Both members of a pair are brought to the same effective resolution (the lower of the two, half of the time
+lower still) and get the same augmentation: flips, re-framing, resolution changes, colour, blur, JPEG quality
+40-100; the destructive parts (JPEG, down-sampling, blur) ramp from mild to full over the first
+{training['recipe'].get('curriculum', 0) * 100:.0f} % of the classifier's steps.
 
 ## Recipe
 `{json.dumps(training['recipe'])}` (AdamW, warm-up + cosine, binary cross-entropy; seed {training['seed']}).
@@ -125,15 +147,16 @@ face caching excluded.
 ## Validation (best checkpoint: step {training['steps_done']} of {training['recipe']['steps']})
 {_metrics_table(config['metrics']['validation'])}
 
-Decision threshold {thresholds['decision']:.4f} (equal error rate on validation); "uncertain" between
-{thresholds['uncertain_low']:.4f} and {thresholds['uncertain_high']:.4f} (outside it, validation precision >= 90 %).
+"Fake" at or above {thresholds['uncertain_high']:.4f} ({_calibration_text(config)}); "real" below
+{thresholds['uncertain_low']:.4f}; "uncertain" in between. The checkpoint kept is the one with the best worst-set
+validation AUC, the generators it never trained on included.
 
 ## Limits
 {LIMITS}
 
 ## Licence
-The weights are derived from CelebA, FFHQ (CC BY-NC-SA 4.0) and StyleGAN-generated faces: non-commercial research
-use only.
+The weights are derived from CelebA, FFHQ (CC BY-NC-SA 4.0), StyleGAN-generated faces, DFDC (competition terms),
+Unsplash portraits, SFHQ-T2I (MIT) and SDXL portraits (CC BY 4.0): non-commercial research use only.
 """
     path = Path(folder) / "README.md"
     path.write_text(card)

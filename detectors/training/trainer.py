@@ -33,12 +33,12 @@ from tqdm import tqdm
 
 from .. import checkpoints, models
 from ..bench import machine_description
-from ..calibration import fit_thresholds
+from ..calibration import Calibration, fit_guarded_thresholds
 from ..checkpoints import CheckpointConfig, Thresholds
 from ..metrics import binary_metrics
 from ..preprocess import CROP_SIZE, model_input
 from .data import load_all
-from .heldout import heldout_sets
+from .heldout import HeldOut, heldout
 from .stream import FaceStream
 
 STATE_FILE = "train_state.pt"
@@ -58,30 +58,22 @@ class Recipe:
     sr_batch_size: int = 16
     # Augmentation ramps from mild to full over this share of the classifier's steps (see training.augment).
     curriculum: float = 0.5
-    # Share of each kind of training sample, as (kind, share) pairs; None = the stream's DEFAULT_MIX.
+    # Share of each fake family in the stream, as (family, share) pairs; None = the stream's DEFAULT_MIX.
     mix: tuple[tuple[str, float], ...] | None = None
     # Validate and export an exponential moving average of the classifier's weights (0 = the raw weights).
     ema_decay: float = 0.0
 
 
-# Sized for 30-40 minutes per small detector on the project's 2-core development machine (AMD EPYC, ResNet-50
-# forward 59 ms), measured with two runs side by side, one core each (OMP_NUM_THREADS=1): see the model cards.
-# The hosts of earlier sessions were about twice as slow; there SFIConv, MD-CSD and re-synthesis take 50-59 min.
-# SpecXNet learns more slowly than the ResNet-based models, so its augmentation ramps over 75 % of its steps
-# instead of 50 %; longer (1,500 steps) or gentler (lr 3e-4) runs ended worse. The paper variants are for GPUs.
-# SpecXNet, SFIConv and MD-CSD draw more self-blended fakes (35 %) and fewer StyleGAN ones (15 %) than the stream's
-# default (25 / 25): each of the 311 training StyleGAN faces was seen ~50 times per run at 25 %, while self-blended
-# fakes are new at every draw. All three gained on validation with it; re-synthesis lost (figures in the README).
-SBI_HEAVY_MIX = (("celeba", 0.3), ("ffhq", 0.2), ("sbi", 0.35), ("stylegan", 0.15))
-# The same composition (~30 % CelebA, ~20 % FFHQ, 35 % self-blended, 15 % StyleGAN), but each self-blended fake
-# arrives beside its own real under the same augmentation, as in SBI's loader (see training.stream). SFIConv gained
-# on validation with pairs; the other three ended lower (figures in the README), so they keep unpaired draws.
-PAIRED_SBI_MIX = (("celeba", 0.05), ("ffhq", 0.1), ("sbi_pair", 0.7), ("stylegan", 0.15))
+# Sized for <= 90 minutes per small detector on the project's 2-core development machine, measured with two runs
+# side by side, one core each (OMP_NUM_THREADS=1): see the model cards. SpecXNet learns more slowly than the
+# ResNet-based models, so its augmentation ramps over 75 % of its steps instead of 50 %. Every recipe draws the
+# stream's default family mix (self-blended 35 %, diffusion 25 %, GAN 20 %, face swap 20 %: see training.stream);
+# the probes behind these choices are in the README. The paper variants are for GPUs.
 RECIPES = {
-    ("specxnet", "small"): Recipe(steps=1100, validate_every=367, channels_last=False, curriculum=0.75, mix=SBI_HEAVY_MIX),
-    ("sficonv", "small"): Recipe(steps=1900, validate_every=380, mix=PAIRED_SBI_MIX),
-    ("resynthesis", "small"): Recipe(steps=1900, validate_every=380, sr_steps=500),
-    ("mdcsd", "small"): Recipe(steps=3000, validate_every=500, mix=SBI_HEAVY_MIX),
+    ("specxnet", "small"): Recipe(steps=2400, validate_every=400, channels_last=False, curriculum=0.75),
+    ("sficonv", "small"): Recipe(steps=2600, validate_every=433),
+    ("resynthesis", "small"): Recipe(steps=3000, validate_every=500, sr_steps=800),
+    ("mdcsd", "small"): Recipe(steps=4200, validate_every=700),
     ("specxnet", "paper"): Recipe(steps=20000, batch_size=64, lr=5e-4, validate_every=1000, channels_last=False),
     ("sficonv", "paper"): Recipe(steps=20000, batch_size=64, lr=5e-4, validate_every=1000),
     ("resynthesis", "paper"): Recipe(steps=20000, batch_size=64, lr=5e-4, validate_every=1000, sr_steps=20000, sr_batch_size=32),
@@ -177,6 +169,46 @@ class WeightAverage:
         self.updates = int(state["updates"])
 
 
+def set_aucs(held: HeldOut, logits: np.ndarray) -> dict[str, float]:
+    """AUC of each held-out set that has both classes."""
+    return {name: round(binary_metrics(held.labels[idx], logits[idx]).auc, 4) for name, idx in held.sets.items()
+            if len(set(held.labels[idx].tolist())) == 2}
+
+
+def selection_score(aucs: dict[str, float], held: HeldOut) -> float:
+    """What chooses checkpoints: the worst AUC over the criterion sets (unseen generators included), so a
+    model that gains on its own families while it loses on a generator it never saw is not preferred."""
+    chosen = [aucs[name] for name in held.criterion() if name in aucs]
+    return float(min(chosen)) if chosen else float(np.mean(list(aucs.values())))
+
+
+def calibration_groups(held: HeldOut) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(real source -> indices of its faces, fake family -> indices of its fakes) for the thresholds."""
+    reals = held.real_sources()
+    fakes = {name: idx[held.labels[idx] == 1] for name, idx in held.sets.items() if name in held.criterion()}
+    return reals, fakes
+
+
+def calibrate(held: HeldOut, probabilities: np.ndarray) -> Calibration:
+    reals, fakes = calibration_groups(held)
+    return fit_guarded_thresholds({k: probabilities[v] for k, v in reals.items()}, {k: probabilities[v] for k, v in fakes.items()})
+
+
+def verdict_shares(probabilities: np.ndarray, calibration: Calibration) -> dict[str, float]:
+    thresholds = Thresholds(calibration.decision, calibration.uncertain_low, calibration.uncertain_high)
+    verdicts = [thresholds.verdict(float(p)) for p in probabilities]
+    return {v: round(verdicts.count(v) / max(1, len(verdicts)), 4) for v in ("fake", "uncertain", "real")}
+
+
+def heldout_metrics(held: HeldOut, probabilities: np.ndarray, calibration: Calibration) -> dict:
+    """Per set: the usual metrics at the decision threshold; per real source: the shares of each verdict."""
+    out = {name: binary_metrics(held.labels[idx], probabilities[idx], calibration.decision).to_dict()
+           for name, idx in held.sets.items() if len(set(held.labels[idx].tolist())) == 2}
+    out["reals"] = {source: {"faces": int(len(idx)), **verdict_shares(probabilities[idx], calibration)}
+                    for source, idx in held.real_sources().items()}
+    return out
+
+
 class Trainer:
     def __init__(self, name: str, variant: str, cache: Path, run: Run, seed: int = 0, recipe: Recipe | None = None,
                  val_sbi_count: int = 400, workers: int = 1, overrides: dict | None = None) -> None:
@@ -187,7 +219,7 @@ class Trainer:
         if self.recipe.channels_last and run.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.sets = load_all(cache)
-        self.validation = heldout_sets(self.sets, "val", val_sbi_count) if run.main else []
+        self.validation = heldout(self.sets, "val", val_sbi_count) if run.main else None
         self.workers = workers
         self.state = {"stage": "sr" if self.recipe.sr_steps else "classifier", "step": 0, "best": -1.0, "history": [], "seconds": 0.0}
         self.distributed = None
@@ -229,12 +261,13 @@ class Trainer:
         fit = getattr(self.model, "fit_frequency_normalisation", None)
         if fit is None or self.state["step"] > 0 or self.state["stage"] != "classifier":
             return
-        stream = FaceStream(self.sets, "train", seed=self.seed + 7, augmented=True)
+        mix = dict(self.recipe.mix) if self.recipe.mix else None
+        stream = FaceStream(self.sets, "train", seed=self.seed + 7, mix=mix, augmented=True)
         rng = np.random.default_rng(self.seed)
         batches = []
-        for _ in range(8):
-            pixels = torch.stack([torch.from_numpy(np.array(stream.sample(rng).crop)) for _ in range(32)])
-            batches.append(self._inputs(pixels))
+        for _ in range(8):  # reals and fakes, as training draws them
+            crops = [sample.crop for _ in range(16) for sample in stream.samples(rng)]
+            batches.append(self._inputs(torch.stack([torch.from_numpy(np.array(crop)) for crop in crops])))
         fit(batches)
 
     def _train_stage(self, stage: str, module: torch.nn.Module, steps: int, batch_size: int, lr: float, parameters, loss_fn) -> None:
@@ -316,39 +349,38 @@ class Trainer:
                 dist.barrier()
             return
         exported = self.average.module if self.average is not None else self.model
-        scores, aucs = self._scored(exported)
-        mean_auc = float(np.mean(list(aucs.values())))
-        entry = {"step": self.state["step"], "seconds": round(self.state["seconds"], 1), **aucs}
+        logits, aucs = self._scored(exported)
+        worst = selection_score(aucs, self.validation)
+        entry = {"step": self.state["step"], "seconds": round(self.state["seconds"], 1), "worst": round(worst, 4), **aucs}
         if self.average is not None:  # the raw weights too: a paired comparison within one run
             entry["raw"] = self._scored(self.model)[1]
         self.state["history"].append(entry)
-        if mean_auc > self.state["best"]:
-            self.state["best"] = mean_auc
-            self._export_best(exported, scores)
+        if worst > self.state["best"]:
+            self.state["best"] = worst
+            self._export_best(exported, logits)
         if self.run.world > 1:
             dist.barrier()
 
-    def _scored(self, model: models.Detector) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-        """Validation logits and AUC per validation set."""
-        scores = {s.name: predict_logits(model, s.crops, self.run.device) for s in self.validation}
-        return scores, {s.name: binary_metrics(s.labels, scores[s.name]).auc for s in self.validation}
+    def _scored(self, model: models.Detector) -> tuple[np.ndarray, dict[str, float]]:
+        """Logits of every held-out crop (scored once) and the AUC of each held-out set."""
+        logits = predict_logits(model, self.validation.crops, self.run.device)
+        return logits, set_aucs(self.validation, logits)
 
-    def _export_best(self, model: models.Detector, scores: dict[str, np.ndarray]) -> None:
-        labels = np.concatenate([s.labels for s in self.validation])
-        probabilities = expit(np.concatenate([scores[s.name] for s in self.validation]))
-        calibration = fit_thresholds(labels, probabilities)
-        metrics = {s.name: binary_metrics(s.labels, expit(scores[s.name]), calibration.decision).to_dict() for s in self.validation}
+    def _export_best(self, model: models.Detector, logits: np.ndarray) -> None:
+        probabilities = expit(logits)
+        calibration = calibrate(self.validation, probabilities)
         config = CheckpointConfig.for_model(
             model,
             crop_size=CROP_SIZE,
             thresholds=Thresholds(calibration.decision, calibration.uncertain_low, calibration.uncertain_high),
             training=self._training_info(),
-            metrics={"validation": metrics, "calibration": calibration.to_dict()},
+            metrics={"validation": heldout_metrics(self.validation, probabilities, calibration), "calibration": calibration.to_dict()},
         )
         checkpoints.save(model, self.run.out / "best", config)
 
     def _training_info(self) -> dict:
         counts = {name: {split: int((s.split == split).sum()) for split in ("train", "val", "test")} for name, s in self.sets.items()}
+        roles = {name: s.source.role for name, s in self.sets.items()}
         return {
             "recipe": asdict(self.recipe),
             "seed": self.seed,
@@ -358,6 +390,7 @@ class Trainer:
             "world_size": self.run.world,
             "hardware": machine_description(self.run.device),
             "faces": counts,
+            "roles": roles,
             "history": self.state["history"],
         }
 

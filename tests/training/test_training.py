@@ -1,9 +1,15 @@
-"""Training smoke runs on a tiny data folder the test makes from a public-domain photo (never ../shared)."""
+"""Training on a tiny data folder and source table the tests make from a public-domain photo (never ../shared).
+
+Covers the source table (splits by unit: no pair, clip or figure straddles splits; generators kept out of
+training never reach it), the face cache, the paired stream, the held-out sets, smoke runs (resume, two-stage
+re-synthesis, MD-CSD's statistics, torchrun) and a user's own ``real/`` + ``fake/`` folder end to end.
+"""
 import json
 import os
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,78 +17,134 @@ import torch
 from PIL import Image
 
 from detectors import checkpoints
-from detectors.training.data import SOURCES, build_cache, load_all, split_of
+from detectors.training.data import build_cache, load_all
+from detectors.training.heldout import heldout
 from detectors.training.model_card import _mix_text
-from detectors.training.stream import KINDS, FaceStream
+from detectors.training.sources import TABLE, read_table, split_of
+from detectors.training.stream import SELF_BLENDED, FaceStream
 from detectors.training.trainer import RECIPES, STATE_FILE, Run, Trainer, WeightAverage, lr_factor, train
+from tests.training import tiny_data
 
 pytestmark = pytest.mark.slow
-TINY = {"celeba": 20, "ffhq": 12, "stylegan": 12}
 TRAIN_ARGS = dict(steps=4, batch_size=8, val_sbi_count=4, workers=0, overrides={"input_size": 64})
-
-
-def _variants(astronaut: np.ndarray, count: int, rng: np.random.Generator):
-    """Re-framed, recoloured copies of the photo: the face stays findable, the pixels differ."""
-    for _ in range(count):
-        side = int(rng.integers(300, 420))  # the face (x 181-268, y 62-172) stays inside every crop
-        x0 = int(rng.integers(max(0, 268 - side), min(181, 512 - side) + 1))
-        y0 = int(rng.integers(max(0, 172 - side), min(62, 512 - side) + 1))
-        tile = Image.fromarray(astronaut).crop((x0, y0, x0 + side, y0 + side)).resize((256, 256))
-        shifted = np.clip(np.asarray(tile).astype(int) + rng.integers(-20, 21, 3), 0, 255).astype(np.uint8)
-        yield Image.fromarray(shifted)
-
-
-def _names(source, count: int, per_held_out_split: int = 2) -> list[str]:
-    """File names whose hash puts ``per_held_out_split`` in val and in test, the rest in train."""
-    wanted = {"train": count - 2 * per_held_out_split, "val": per_held_out_split, "test": per_held_out_split}
-    names, i = [], 0
-    while any(wanted.values()):
-        name = f"{source.name}{i:04d}.jpg"
-        split = split_of(name, source.fractions)
-        if wanted[split]:
-            wanted[split] -= 1
-            names.append(name)
-        i += 1
-    return names
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+KEPT_OUT = {"flux-pro", "flux-dev", "dalle3", "ffpp-real", "ffpp-deepfakes", "sadtalker"}
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory, astronaut):
+def tiny(tmp_path_factory, astronaut):
+    """(data root, cache) of the tiny table."""
     root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    for source in SOURCES:
-        folder = root / source.folder
-        folder.mkdir(parents=True)
-        for name, image in zip(_names(source, TINY[source.name]), _variants(astronaut, TINY[source.name], rng)):
-            image.save(folder / name, quality=90)
-    cache = build_cache(root, root / "cache", workers=1)
-    return root, cache
+    table = tiny_data.make(root, astronaut)
+    return root, build_cache(root, root / "cache", workers=1, table=table)
 
 
-def test_splits_are_seeded_hashes_of_the_name():
-    source = SOURCES[0]
+def test_splits_are_seeded_hashes_of_the_unit():
+    fractions = (0.7, 0.15, 0.15)
     names = [f"face{i}.jpg" for i in range(2000)]
-    splits = [split_of(n, source.fractions) for n in names]
+    splits = [split_of(n, fractions) for n in names]
     shares = [splits.count(s) / len(names) for s in ("train", "val", "test")]
-    assert np.allclose(shares, source.fractions, atol=0.03)
-    assert splits == [split_of(n, source.fractions) for n in reversed(names)][::-1]  # order-independent
-    assert splits != [split_of(n, source.fractions, seed=1) for n in names]
+    assert np.allclose(shares, fractions, atol=0.03)
+    assert splits == [split_of(n, fractions) for n in reversed(names)][::-1]  # order-independent
+    assert splits != [split_of(n, fractions, seed=1) for n in names]
+    assert {split_of(n, (0.0, 0.5, 0.5)) for n in names} == {"val", "test"}  # unseen sources never train
 
 
-def test_cache_holds_every_face_with_landmarks(tiny_data):
-    _, cache = tiny_data
+def test_the_shipped_table_keeps_the_held_out_generators_out_of_training():
+    sources = {s.name: s for s in read_table(TABLE)}
+    assert KEPT_OUT <= set(sources)
+    assert all(sources[name].role != "train" for name in KEPT_OUT)
+    assert all(s.role == "train" for name, s in sources.items() if name not in KEPT_OUT | {"talking-head"})
+    for source in sources.values():  # every fake is drawn beside reals that exist and are reals
+        assert source.label == 0 or (source.looks_like and all(sources[r].label == 0 for r in source.looks_like))
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")
+def test_no_pair_clip_or_figure_of_the_shared_data_straddles_splits():
+    for source in read_table(TABLE):
+        splits: dict[str, set] = {}
+        for _, unit in source.list_files(SHARED):
+            splits.setdefault(unit, set()).add(split_of(unit, source.fractions))
+        assert all(len(s) == 1 for s in splits.values()), source.name
+    sources = {s.name: s for s in read_table(TABLE)}
+    fake_units = {u for _, u in sources["dfdc-fake"].list_files(SHARED)}
+    real_units = {u for _, u in sources["dfdc-real"].list_files(SHARED)}
+    assert fake_units <= real_units  # every swap's unit is a source video's own
+
+
+def test_cache_holds_every_face_with_landmarks_sizes_and_units(tiny):
+    root, cache = tiny
     sets = load_all(cache)
+    counts = {**tiny_data.COUNTS, "swap-real": tiny_data.COUNTS["swap"], "swap-fake": tiny_data.COUNTS["swap"]}
+    from detectors.training.data import FRAMES_PER_VIDEO
+
     for name, face_set in sets.items():
-        assert face_set.crops.shape == (TINY[name], 256, 256, 3)
-        assert face_set.landmarks.shape == (TINY[name], 5, 2)
+        expected = counts[name] * (FRAMES_PER_VIDEO if name.startswith("clip") else 1)
+        assert face_set.crops.shape == (expected, 256, 256, 3), name
+        assert face_set.landmarks.shape == (expected, 5, 2)
         assert ((face_set.landmarks > 0) & (face_set.landmarks < 256)).all()
-    manifest = (cache / "manifest.json").stat().st_mtime
-    build_cache(tiny_data[0], cache, workers=1)  # same settings: reused, not rebuilt
-    assert (cache / "manifest.json").stat().st_mtime == manifest
+        assert ((face_set.sides > 50) & (face_set.sides < 400)).all()  # the square cut, in source pixels
+    # a clip's frames are one unit, so they share a split; the unseen sources have no training split
+    clips = sets["clip-real"]
+    for unit in set(clips.units):
+        assert len(set(clips.split[clips.units == unit])) == 1
+    assert not len(sets["novel"].indices("train")) and not len(sets["clip-fake"].indices("train"))
+    # every swap sits in the split of its own source video
+    swaps, reals = sets["swap-fake"], sets["swap-real"]
+    for unit, split in zip(swaps.units, swaps.split):
+        assert set(reals.split[reals.units == unit]) == {split}
+    manifest = (cache / "photos-a" / "source.json").stat().st_mtime
+    build_cache(root, cache, workers=1, table=root / "sources.csv")  # same settings: reused, not rebuilt
+    assert (cache / "photos-a" / "source.json").stat().st_mtime == manifest
 
 
-def test_smoke_run_exports_a_calibrated_loadable_checkpoint(tiny_data, tmp_path):
-    _, cache = tiny_data
+def test_the_stream_draws_each_fake_beside_a_real_that_looks_like_it(tiny):
+    _, cache = tiny
+    sets = load_all(cache)
+    stream = FaceStream(sets, augmented=False)
+    assert set(stream.mix) == {SELF_BLENDED, "gan", "faceswap"}  # unseen families never drawn
+    rng = np.random.default_rng(0)
+    swap_units = {str(u) for u in sets["swap-fake"].units}
+    for _ in range(40):
+        family, drawn = stream.draw(rng)
+        (fake, fake_label, _), (real, real_label, _) = drawn
+        assert (fake_label, real_label) == (1, 0)
+    for _ in range(20):  # a swap's real is its own source video's crop
+        index = int(rng.choice(stream.indices["swap-fake"]))
+        real, _ = stream._real_beside(rng, "swap-fake", index)
+        unit = str(sets["swap-fake"].units[index])
+        options = [np.asarray(sets["swap-real"].crops[i]) for i in np.flatnonzero(sets["swap-real"].units == unit)]
+        assert unit in swap_units and any(np.array_equal(real, o) for o in options)
+    labels = [s.label for _ in range(50) for s in stream.samples(rng)]
+    assert labels == [1, 0] * 50  # pairs: half fake, half real
+
+
+def test_both_members_of_a_pair_end_at_the_same_resolution():
+    from detectors.training.stream import at_resolution
+
+    rng = np.random.default_rng(0)
+    sharp = (rng.random((256, 256, 3)) * 255).astype(np.uint8)
+    soft = at_resolution(sharp, 96, Image.Resampling.BILINEAR)
+    spectrum = lambda x: np.abs(np.fft.fft2(x.astype(float).mean(axis=2)))  # noqa: E731
+    high = lambda x: spectrum(x)[64:192, 64:192].mean()  # noqa: E731
+    assert high(soft) < 0.2 * high(sharp) and at_resolution(sharp, 256, Image.Resampling.BILINEAR) is sharp
+
+
+def test_held_out_sets_follow_the_table(tiny):
+    _, cache = tiny
+    held = heldout(load_all(cache), "val", sbi_count=8)
+    assert {"gan", "faceswap", "unseen diffusion", SELF_BLENDED} <= set(held.sets)
+    assert {"real:photos-a", "real:photos-b", "real:swap-real"} <= set(held.sets)
+    for name in ("gan", "faceswap", "unseen diffusion", SELF_BLENDED):
+        labels = held.labels[held.sets[name]]
+        assert 0 < labels.sum() < len(labels), name
+    # reals of the unseen generator's set are the reals it looks like
+    unseen = held.sets["unseen diffusion"]
+    assert set(held.sources[unseen][held.labels[unseen] == 0]) == {"photos-a", "photos-b"}
+
+
+def test_smoke_run_exports_a_calibrated_loadable_checkpoint(tiny, tmp_path):
+    _, cache = tiny
     best = train("sficonv", "small", cache, tmp_path / "run", device="cpu", **{**TRAIN_ARGS, "steps": 2})
     state = torch.load(tmp_path / "run" / STATE_FILE, weights_only=True)
     assert json.loads(state["meta"])["stage"] == "done"
@@ -90,12 +152,19 @@ def test_smoke_run_exports_a_calibrated_loadable_checkpoint(tiny_data, tmp_path)
     assert loaded.model.config.input_size == 64
     thresholds = loaded.config.thresholds
     assert thresholds.uncertain_low <= thresholds.decision <= thresholds.uncertain_high
-    assert set(loaded.config.metrics["validation"]) == {"stylegan", "sbi"}
+    validation = loaded.config.metrics["validation"]
+    assert {"gan", "faceswap", "unseen diffusion", SELF_BLENDED, "reals"} <= set(validation)
+    assert set(validation["reals"]) >= {"photos-a", "photos-b", "swap-real"}
+    for shares in validation["reals"].values():  # every real source's verdicts, which add up
+        assert sum(shares[v] for v in ("fake", "uncertain", "real")) == pytest.approx(1.0, abs=1e-3)
     assert loaded.config.training["steps_done"] >= 1
+    assert loaded.config.training["roles"]["novel"] == "unseen"
+    history = json.loads(state["meta"])["history"]
+    assert all(h["worst"] == min(h[name] for name in ("gan", "faceswap", "unseen diffusion", SELF_BLENDED)) for h in history)
 
 
-def test_an_interrupted_run_resumes_where_it_stopped(tiny_data, tmp_path):
-    _, cache = tiny_data
+def test_an_interrupted_run_resumes_where_it_stopped(tiny, tmp_path):
+    _, cache = tiny
     out = tmp_path / "run"
     train("sficonv", "small", cache, out, device="cpu", **TRAIN_ARGS)  # validates (and saves) at steps 2 and 4
     state_path = out / STATE_FILE
@@ -114,15 +183,15 @@ def test_an_interrupted_run_resumes_where_it_stopped(tiny_data, tmp_path):
     assert state_path.stat().st_mtime == before
 
 
-def test_two_stage_resynthesis_smoke(tiny_data, tmp_path):
-    _, cache = tiny_data
+def test_two_stage_resynthesis_smoke(tiny, tmp_path):
+    _, cache = tiny
     best = train("resynthesis", "small", cache, tmp_path / "run", device="cpu", **TRAIN_ARGS)
     loaded = checkpoints.load(best)
     assert loaded.config.training["recipe"]["sr_steps"] >= 1
 
 
-def test_mdcsd_fits_its_frequency_normalisation(tiny_data, tmp_path):
-    _, cache = tiny_data
+def test_mdcsd_fits_its_frequency_normalisation(tiny, tmp_path):
+    _, cache = tiny
     best = train("mdcsd", "small", cache, tmp_path / "run", device="cpu", **TRAIN_ARGS)
     loaded = checkpoints.load(best).model
     fresh = __import__("detectors").models.create("mdcsd", "small", input_size=64)
@@ -132,12 +201,12 @@ def test_mdcsd_fits_its_frequency_normalisation(tiny_data, tmp_path):
     assert any(not torch.allclose(v, fresh_state[k]) for k, v in buffers.items())
 
 
-def test_torchrun_two_processes_gloo(tiny_data, tmp_path):
-    root, cache = tiny_data
+def test_torchrun_two_processes_gloo(tiny, tmp_path):
+    root, cache = tiny
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "detectors", "train", "--detector", "sficonv", "--variant", "small", "--device", "cpu",
-        "--data", str(root), "--cache", str(cache), "--max-celeba", "0", "--cache-workers", "1",
+        "--data", str(root), "--sources", str(root / "sources.csv"), "--cache", str(cache), "--max-celeba", "0", "--cache-workers", "1",
         "--out", str(tmp_path / "ddp"), "--steps", "2", "--batch-size", "8", "--workers", "0", "--val-sbi", "4",
         "--overrides", '{"input_size": 64}',
     ]
@@ -154,33 +223,39 @@ def test_learning_rate_schedule_warms_up_then_decays():
     assert factors[-1] < 0.05 and all(a >= b for a, b in zip(factors[10:], factors[11:]))
 
 
-def test_the_recipes_sample_mix_is_what_the_stream_draws(tiny_data, tmp_path):
-    _, cache = tiny_data
-    recipe = replace(RECIPES[("sficonv", "small")], steps=4, mix=(("celeba", 0.5), ("sbi", 0.5)))
+def test_the_recipes_family_mix_is_what_the_stream_draws(tiny, tmp_path):
+    _, cache = tiny
+    recipe = replace(RECIPES[("sficonv", "small")], steps=4, mix=((SELF_BLENDED, 0.6), ("gan", 0.2)))
     trainer = Trainer("sficonv", "small", cache, Run(tmp_path, torch.device("cpu")), recipe=recipe, val_sbi_count=4,
                       workers=0, overrides={"input_size": 64})
     stream = trainer._loader(False, 8, 0).dataset
-    assert stream.mix == {"celeba": 0.5, "sbi": 0.5}
+    # a family the recipe does not name (face swaps here) still gets the mean share
+    assert stream.mix == {SELF_BLENDED: 0.6, "gan": 0.2, "faceswap": pytest.approx(0.4)}
     rng = np.random.default_rng(0)
-    labels = [stream.sample(rng).label for _ in range(40)]
-    assert 0 < sum(labels) < 40  # CelebA reals and self-blended fakes, about half each
-    shipped = {kind for r in RECIPES.values() if r.mix for kind, _ in r.mix}
-    assert shipped <= set(KINDS)
-    assert all(abs(sum(share for _, share in r.mix) - 1) < 1e-9 for r in RECIPES.values() if r.mix)
+    families = [stream.draw(rng)[0] for _ in range(600)]
+    assert abs(families.count(SELF_BLENDED) / 600 - 0.5) < 0.07 and abs(families.count("gan") / 600 - 1 / 6) < 0.05
+    shipped = {family for r in RECIPES.values() if r.mix for family, _ in r.mix}
+    assert shipped <= {SELF_BLENDED, "gan", "faceswap", "diffusion"}
+    with pytest.raises(ValueError, match="no train faces"):
+        FaceStream(load_all(cache), mix={"deepfakes": 0.5})
+    assert _mix_text(((SELF_BLENDED, 0.6), ("gan", 0.4))) == (
+        "self-blended fakes, each beside the real it was made from 60 % of the pairs; "
+        "gan fakes, each beside a real that looks like it 40 % of the pairs")
 
 
-def test_a_self_blended_pair_is_a_fake_and_its_own_real_augmented_alike(tiny_data):
-    _, cache = tiny_data
+def test_a_self_blended_pair_is_a_fake_and_its_own_real_augmented_alike(tiny):
+    _, cache = tiny
     sets = load_all(cache)
     rng = np.random.default_rng(0)
-    plain = FaceStream(sets, mix={"sbi_pair": 1.0}, augmented=False)
+    only_blends = {SELF_BLENDED: 1.0, "gan": 0.0, "faceswap": 0.0}
+    plain = FaceStream(sets, mix=only_blends, augmented=False)
     for _ in range(5):
         fake, real = plain.samples(rng)
         assert (fake.label, real.label) == (1, 0)
         changed = np.abs(fake.crop.astype(int) - real.crop.astype(int)).max(axis=2) > 0
         # the real is the untouched source: only the blended face region differs, never the border
         assert changed.any() and not changed[:8].any() and not changed[:, :8].any()
-    augmented = FaceStream(sets, mix={"sbi_pair": 1.0})
+    augmented = FaceStream(sets, mix=only_blends)
     pair_gaps, stranger_gaps = [], []
     for _ in range(8):
         (fake, real), (other, _) = augmented.samples(rng), augmented.samples(rng)
@@ -188,21 +263,6 @@ def test_a_self_blended_pair_is_a_fake_and_its_own_real_augmented_alike(tiny_dat
         stranger_gaps.append(np.abs(fake.crop.astype(int) - other.crop.astype(int)).mean())
     # same flip, framing, blur and JPEG for both members: far closer than two independent draws
     assert np.mean(pair_gaps) < 0.5 * np.mean(stranger_gaps)
-
-
-def test_pair_shares_count_samples_and_unknown_kinds_are_refused(tiny_data):
-    _, cache = tiny_data
-    sets = load_all(cache)
-    stream = FaceStream(sets, mix={"stylegan": 0.5, "sbi_pair": 0.5}, augmented=False)
-    rng = np.random.default_rng(1)
-    labels = [s.label for _ in range(400) for s in stream.samples(rng)]
-    # half the samples are pair members (a quarter fakes, a quarter reals), half StyleGAN fakes
-    assert 0.68 < np.mean(labels) < 0.82
-    with pytest.raises(ValueError, match="unknown kinds"):
-        FaceStream(sets, mix={"celeba": 0.5, "deepfakes": 0.5})
-    # the model card splits a pair's share into its fakes and its reals
-    assert _mix_text((("sbi_pair", 0.7), ("stylegan", 0.3))) == (
-        "self-blended fakes 35 % with, beside each, the real it was made from 35 % (the pair augmented alike), StyleGAN fakes 30 %")
 
 
 class _Scaled(torch.nn.Module):
@@ -237,8 +297,8 @@ def test_the_weight_average_warms_up_its_decay_and_copies_counters():
     assert restored.updates == 2 and torch.equal(restored.module.weight, average.module.weight)
 
 
-def test_a_run_with_a_weight_average_exports_the_average_and_resumes_it(tiny_data, tmp_path):
-    _, cache = tiny_data
+def test_a_run_with_a_weight_average_exports_the_average_and_resumes_it(tiny, tmp_path):
+    _, cache = tiny
     recipe = replace(RECIPES[("sficonv", "small")], steps=4, batch_size=8, warmup_steps=1, validate_every=2, ema_decay=0.9)
 
     def make_in(folder):
@@ -248,7 +308,7 @@ def test_a_run_with_a_weight_average_exports_the_average_and_resumes_it(tiny_dat
     best = make_in(tmp_path).fit()
     state = torch.load(tmp_path / STATE_FILE, weights_only=True)
     meta = json.loads(state["meta"])
-    assert all(set(h["raw"]) == {"stylegan", "sbi"} for h in meta["history"])  # raw weights validated beside
+    assert all({"gan", "faceswap", SELF_BLENDED} <= set(h["raw"]) for h in meta["history"])  # raw weights validated beside
     assert "average" not in state  # the finished run keeps no optimiser-side state
     exported = checkpoints.load(best).model.state_dict()
     raw = state["model"]
@@ -276,3 +336,36 @@ def test_a_run_with_a_weight_average_exports_the_average_and_resumes_it(tiny_dat
     resumed = make_in(second)
     resumed.fit()
     assert resumed.average.updates == 4
+
+
+def test_a_users_real_and_fake_folder_trains_calibrates_and_evaluates(tmp_path, astronaut, monkeypatch):
+    """``--data`` pointing at real/ and fake/ (pictures and a clip each): the same commands, end to end."""
+    from detectors.cli import main
+    from tests.fixtures import write_video
+
+    root = tmp_path / "mine"
+    rng = np.random.default_rng(3)
+    for label in ("real", "fake"):
+        folder = root / label / "batch one"  # sub-folders are searched too
+        folder.mkdir(parents=True)
+        for name, image in zip(tiny_data.unit_names(label, 9, "train"), tiny_data.variants(astronaut, 9, rng)):
+            image.save(folder / name, quality=90)
+        clip = tiny_data.unit_names(f"{label}_clip", 1, "train", ".mp4")[0]
+        write_video(root / label / clip, frames=12, fps=6, size=(256, 256), picture=astronaut)
+    monkeypatch.chdir(tmp_path)  # the default face cache is made under ./cache
+    common = ["--data", str(root), "--cache-workers", "1"]
+    assert main(["train", "--detector", "sficonv", "--out", "run", "--steps", "2", "--batch-size", "8", "--workers", "0",
+                 "--val-sbi", "4", "--overrides", '{"input_size": 64}', *common]) == 0
+    config = checkpoints.load_config("run/best")
+    assert set(config.training["faces"]) == {"real", "fake"} and "fake" in config.metrics["validation"]
+    assert list(Path("cache").glob("faces-mine-*/real/crops.npy"))  # a cache of its own, beside the shared one's
+    assert main(["export-heldout", "--out", "held", *common]) == 0
+    assert list(Path("held/fake/fake/fake").iterdir()) and list(Path("held/reals/real/real").iterdir())
+    assert main(["evaluate", "--checkpoint", "run/best", "--data", "held/fake", "--frames", "3", "--json", "m.json"]) == 0
+    sources = json.loads(Path("m.json").read_text())["scorers"]["sficonv"]["sources"]
+    assert set(sources) == {"real", "fake"} and "auc" in sources["fake"]
+    assert sum(sources["real"][v] for v in ("fake", "uncertain", "real")) == pytest.approx(1.0, abs=1e-3)
+    monkeypatch.setenv("DEEPFAKE_CHECKPOINTS", f"sficonv={tmp_path / 'run' / 'best'}")
+    assert main(["calibrate", "--out", "ensemble.json", *common]) == 0
+    rule = json.loads(Path("ensemble.json").read_text())
+    assert "sficonv" in rule["names"] and rule["calibration"]["uncertain_low"] <= rule["calibration"]["uncertain_high"]
