@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-EXIT_OK, EXIT_UNREADABLE_INPUT = 0, 2
+EXIT_OK, EXIT_UNREADABLE_INPUT, EXIT_MISSING_EXTRA = 0, 2, 3
 _PROGRESS_FROM = 4  # inputs; fewer finish before a bar would tell anything
 
 
@@ -59,34 +59,64 @@ def _csv_rows(records: Sequence[dict]) -> str:
     return buffer.getvalue()
 
 
-def cmd_scan(args: argparse.Namespace) -> int:
+def _local_records(inputs: Sequence[Path], args: argparse.Namespace) -> Iterable[dict]:
     import torch
 
     from . import registry
     from .faces import FaceCropper
     from .pipeline import Analyzer
 
-    inputs = expand_inputs(args.paths)
-    if not inputs:
-        print("scan: no image or video files found in the given paths", file=sys.stderr)
-        return EXIT_UNREADABLE_INPUT
     loaded = registry.load_all(device=torch.device(args.device))
     for message in loaded.messages:
         print(f"scan: {message}", file=sys.stderr)
     analyzer = Analyzer(loaded.detectors, FaceCropper(device=args.device), ensemble=registry.load_ensemble(loaded.detectors))
-    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
-    records, failed = [], 0
+    for path in tqdm(inputs, desc="scan", unit="file", file=sys.stderr, disable=len(inputs) < _PROGRESS_FROM):
+        yield analyzer.scan(path, frames=args.frames, rule=args.rule)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    inputs = expand_inputs(args.paths)
+    if not inputs:
+        print("scan: no image or video files found in the given paths", file=sys.stderr)
+        return EXIT_UNREADABLE_INPUT
+    form = "parquet" if args.output and args.output.endswith(".parquet") else args.format
+    if args.engine == "ray":
+        from . import archive
+
+        try:
+            archive.ray_module()
+        except archive.RayMissing as error:
+            print(f"scan: {error}", file=sys.stderr)
+            return EXIT_MISSING_EXTRA
+        records = archive.scan(inputs, args.frames, args.rule, args.workers, args.address, args.device)
+    else:
+        records = _local_records(inputs, args)
+    if form == "parquet":
+        from .archive import PARQUET_HINT, ParquetOut
+
+        if not args.output:
+            print("scan: Parquet output needs a file: -o records.parquet", file=sys.stderr)
+            return EXIT_UNREADABLE_INPUT
+        try:
+            out = ParquetOut(args.output)
+        except ImportError:
+            print(f"scan: {PARQUET_HINT}", file=sys.stderr)
+            return EXIT_MISSING_EXTRA
+    else:
+        out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    kept, failed = [], 0
     try:
-        for path in tqdm(inputs, desc="scan", unit="file", file=sys.stderr, disable=len(inputs) < _PROGRESS_FROM):
-            record = analyzer.scan(path, frames=args.frames, rule=args.rule)
+        for record in records:
             failed += record["error"] is not None
-            if args.format == "jsonl":
+            if form == "jsonl":
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
                 out.flush()
+            elif form == "parquet":
+                out.write(record)
             else:
-                records.append(record)
-        if args.format == "csv":
-            out.write(_csv_rows(records))
+                kept.append(record)
+        if form == "csv":
+            out.write(_csv_rows(kept))
     finally:
         if out is not sys.stdout:
             out.close()
@@ -294,12 +324,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     scan = commands.add_parser("scan", help="score images and videos (files or folders); one record per file")
     scan.add_argument("paths", nargs="+", help="image or video files, or folders (searched recursively)")
-    scan.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    scan.add_argument("--format", choices=("jsonl", "csv", "parquet"), default="jsonl",
+                      help="jsonl (default), csv, or parquet (also chosen by -o ending in .parquet; needs pyarrow)")
     scan.add_argument("--frames", type=int, default=16, help="frames sampled evenly from each video (default 16)")
     scan.add_argument("--rule", choices=["mean", "confident"], default="mean",
                       help="how frame scores become a video's score (see README: Video aggregation)")
     scan.add_argument("--output", "-o", help="write here instead of standard output")
     scan.add_argument("--device", default="cpu", help="torch device for face detection and the detectors")
+    scan.add_argument("--engine", choices=("local", "ray"), default="local",
+                      help="local (default): this process; ray: Ray Data workers, on this machine or a cluster (see README)")
+    scan.add_argument("--address", help="with --engine ray: the Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
+    scan.add_argument("--workers", type=int, default=2, help="with --engine ray: worker processes, each with its own detectors (default 2)")
     scan.set_defaults(run=cmd_scan)
 
     band = commands.add_parser("reference-band", help="compute the real-face spectrum band shipped in assets/")

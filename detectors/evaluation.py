@@ -5,7 +5,8 @@ one score per image or sampled video frame (its most confident face). Video leve
 frame probabilities (DeepfakeBench's convention). Files or frames without a face are counted, not scored.
 Per source (the first sub-folder under ``real/`` or ``fake/``, as ``export-heldout`` writes them): the share of
 frames each scorer calls fake, uncertain and real at its shipped thresholds (the ensemble's verdict capped by
-its members' as in the app), and the source's AUC against all reals when it is a fake source.
+its members' as in the app); for a fake source its AUC against all reals; for a real source its AUC against the
+other real sources (near 0.5 unless the scorer has learned where pictures come from).
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from tqdm import tqdm
 
 from .cli import expand_inputs
 from .calibration import capped_verdict
-from .faces import FaceCropper
-from .media import InputError, detect_kind, load_image, sample_frames
+from .faces import FaceCropper, first_faces
+from .media import InputError
 from .metrics import binary_metrics, roc_curve_points, roc_figure
 from .preprocess import CROP_SIZE
 
@@ -60,17 +61,12 @@ def score_folder(folder: str | os.PathLike, scorers: Sequence, frames: int = 16,
     scored = Scored(logits={s.name: [] for s in scorers})
     for path, label, source in tqdm(labelled_files(folder), desc="evaluate", unit="file", file=sys.stderr):
         try:
-            kind = detect_kind(path)
-            images = [load_image(path)] if kind == "image" else [f.image for f in sample_frames(path, frames)]
+            kind, found = first_faces(path, cropper, frames, CROP_SIZE)
         except InputError as error:
             scored.unreadable.append(str(error))
             continue
-        crops = []
-        for faces, image in zip(cropper.detect_batch(images), images):
-            if faces:
-                crops.append(cropper.crop(image, faces[0], CROP_SIZE).image)
-            else:
-                scored.no_face += 1
+        crops = [crop.image for crop in found if crop is not None]
+        scored.no_face += len(found) - len(crops)
         if not crops:
             continue
         file_index = len(scored.kinds)
@@ -125,6 +121,11 @@ def summarise(scored: Scored, scorers: Sequence) -> dict:
             if labels[chosen][0] == 1 and (labels == 0).any():
                 against = chosen | (labels == 0)
                 row["auc"] = round(binary_metrics(labels[against], probabilities[against]).auc, 4)
+            others = (labels == 0) & ~chosen
+            if labels[chosen][0] == 0 and others.any():
+                # A shortcut check: 0.5 when this source's reals score like the other reals; far from it, the
+                # scorer tells where a real picture comes from, which is not what it is for.
+                row["auc_vs_other_reals"] = round(binary_metrics(chosen[chosen | others].astype(int), probabilities[chosen | others]).auc, 4)
             entry["sources"][source] = row
         result["scorers"][name] = entry
     return result

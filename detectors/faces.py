@@ -30,6 +30,10 @@ class Face:
     score: float  # MTCNN confidence
     landmarks: np.ndarray  # 5 x 2 (x, y), in LANDMARK_NAMES order
 
+    def scaled(self, factor: float) -> "Face":
+        """The same detection in pixels ``factor`` times larger (from a reduced copy to the full picture)."""
+        return Face(tuple(float(v) * factor for v in self.box), self.score, self.landmarks * factor)
+
     def to_dict(self) -> dict:
         return {
             "box": [round(float(v), 1) for v in self.box],
@@ -175,10 +179,44 @@ class FaceCropper:
     def detect(self, image: np.ndarray) -> list[Face]:
         return self.detect_batch([image])[0]
 
-    def crop(self, image: np.ndarray, face: Face, size: int) -> FaceCrop:
+    def crop(self, image: np.ndarray, face: Face, size: int, scale: float = 1.0) -> FaceCrop:
+        """The face's square, resized to ``size``. ``image`` may be the picture reduced ``scale`` times (full-size
+        pixels per pixel of ``image``); ``face`` and the crop's region are in full-size pixels either way."""
         region = square_region(face.box, self.margin)
-        return FaceCrop(crop_square(image, region, size), region, face)
+        x0, y0, side = region
+        reduced = region if scale == 1.0 else (round(x0 / scale), round(y0 / scale), max(1, round(side / scale)))
+        return FaceCrop(crop_square(image, reduced, size), region, face)
+
+    def crops_of(self, picture, size: int) -> tuple[list[FaceCrop], np.ndarray]:
+        """Every face of a :class:`detectors.media.Picture` as a ``size`` crop, most confident first, and the copy
+        faces were searched on (for scoring the whole picture when there is none).
+
+        The search runs on the least decode that still gives ``max_detect_side`` pixels; each crop is cut from the
+        least decode that still gives the smallest face's square at least ``size`` pixels (often the same one),
+        so a phone photo is never decoded in full. A picture at most ``max_detect_side`` wide is decoded once.
+        """
+        search, factor = picture.decoded(picture.reduction_for(self.max_detect_side))
+        faces = [face.scaled(factor) for face in self.detect(search)]
+        if not faces:
+            return [], search
+        smallest = min(square_region(face.box, self.margin)[2] for face in faces)
+        source, scale = picture.decoded(picture.reduction_for(round(max(picture.size) * size / smallest)))
+        return [self.crop(source, face, size, scale) for face in faces], search
 
     def __call__(self, image: np.ndarray, size: int) -> list[FaceCrop]:
         """Every face above the confidence threshold as a ``size`` x ``size`` crop, most confident first."""
         return [self.crop(image, face, size) for face in self.detect(image)]
+
+
+def first_faces(path, cropper: FaceCropper, frames: int, size: int) -> tuple[str, list[FaceCrop | None]]:
+    """(kind, the most confident face of the picture, or of each of ``frames`` frames sampled from the clip):
+    what evaluation scores and training caches, cut the way the app cuts them. None where there is no face.
+    InputError for a file that cannot be read."""
+    from .media import Picture, detect_kind, sample_frames
+
+    kind = detect_kind(path)
+    if kind == "image":
+        crops, _ = cropper.crops_of(Picture(path), size)
+        return kind, [crops[0] if crops else None]
+    images = [frame.image for frame in sample_frames(path, frames)]
+    return kind, [cropper.crop(image, faces[0], size) if faces else None for image, faces in zip(images, cropper.detect_batch(images))]

@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+# scikit-learn and plotly are imported where used: the scan and app paths never need them, and together they
+# are a second of every start (see README "Speed").
 
 NAN = float("nan")
 
@@ -70,6 +71,8 @@ def _one_class(y: np.ndarray) -> bool:
 
 def _roc(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # Every distinct score kept: the EER interpolation must see the real neighbours of the crossing.
+    from sklearn.metrics import roc_curve
+
     return roc_curve(y, s, drop_intermediate=False)
 
 
@@ -125,6 +128,8 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.
         # sklearn raises or warns here; undefined is the honest answer, and the counts still say why
         auc = ap = eer = eer_threshold = tpr_1 = tpr_5 = NAN
     else:
+        from sklearn.metrics import average_precision_score, roc_auc_score
+
         auc = float(roc_auc_score(y, s))
         ap = float(average_precision_score(y, s))
         fpr, tpr, thresholds = _roc(y, s)
@@ -152,11 +157,15 @@ def roc_curve_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray
     y, s = validate_inputs(labels, scores)
     if _one_class(y):
         raise ValueError("ROC curve needs both real (0) and fake (1) samples")
+    from sklearn.metrics import roc_curve
+
     return roc_curve(y, s)
 
 
-def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> go.Figure:
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
     """One line per named (fpr, tpr) curve, its AUC (trapezoid area) in the legend, plus the chance diagonal."""
+    import plotly.graph_objects as go
+
     figure = go.Figure()
     for name, (fpr, tpr) in curves.items():
         fpr, tpr = np.asarray(fpr, dtype=np.float64), np.asarray(tpr, dtype=np.float64)

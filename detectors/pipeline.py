@@ -8,6 +8,7 @@ a fitted rule the ensemble is the mean probability and the verdict a strict majo
 """
 from __future__ import annotations
 
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,9 +20,10 @@ from scipy.special import expit, logit
 
 from .calibration import capped_verdict
 from .faces import FaceCrop, FaceCropper, whole_image_crop
-from .media import DEFAULT_LIMITS, InputError, printable, Limits, VideoFrame, detect_kind, load_image, sample_frames
+from .media import DEFAULT_LIMITS, InputError, Limits, Picture, VideoFrame, detect_kind, printable, sample_frames
 from .preprocess import CROP_SIZE, SharedInput
 
+log = logging.getLogger(__name__)
 Verdict = Literal["fake", "real", "uncertain", "no-face"]
 AggregationRule = Literal["mean", "confident"]
 AGGREGATION_RULES: dict[str, str] = {
@@ -186,6 +188,14 @@ class Analyzer:
             crops = [whole_image_crop(image, CROP_SIZE)]
         return ImageReport(self.score_crops(crops), whole_image=whole)
 
+    def analyze_picture(self, picture: Picture, whole_image_if_no_face: bool = False) -> ImageReport:
+        """As :meth:`analyze_image`, from a picture file decoded only as far as needed (see ``FaceCropper.crops_of``)."""
+        crops, searched = self.cropper.crops_of(picture, CROP_SIZE)
+        whole = not crops and whole_image_if_no_face
+        if whole:
+            crops = [whole_image_crop(searched, CROP_SIZE)]
+        return ImageReport(self.score_crops(crops), whole_image=whole)
+
     def analyze_frames(self, frames: Sequence[VideoFrame]) -> list[ImageReport]:
         """One report per sampled frame; the faces of all frames go through each detector as one batch."""
         detections = self.cropper.detect_batch([frame.image for frame in frames])
@@ -222,12 +232,15 @@ class Analyzer:
         try:
             record["kind"] = detect_kind(path, self.limits)
             if record["kind"] == "image":
-                record.update(self.image_record(self.analyze_image(load_image(path, self.limits))))
+                record.update(self.image_record(self.analyze_picture(Picture(path, self.limits))))
             else:
                 video_frames = sample_frames(path, frames, self.limits)
                 record.update(self.video_record(video_frames, self.analyze_frames(video_frames), rule))
         except InputError as error:
             record["error"] = str(error)
+        except Exception as error:  # a bug of ours, or a decoder crash: this file's record says so, the rest go on
+            log.exception("scan of %s failed", printable(str(path)))
+            record["error"] = printable(f"{path.name}: the analysis failed ({type(error).__name__}); please report it")
         return record
 
     @staticmethod

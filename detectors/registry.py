@@ -22,6 +22,7 @@ import torch
 from . import checkpoints
 from .calibration import EnsembleRule
 from .checkpoints import CheckpointConfig, CheckpointError, Thresholds
+from .fast_path import fast_path as fast_path_of
 from .preprocess import SharedInput
 
 DETECTORS = ("specxnet", "sficonv", "resynthesis", "mdcsd")
@@ -32,12 +33,11 @@ ENSEMBLE_FILE = "ensemble.json"
 MANIFEST_FILE = "MANIFEST.json"  # sha256 of every shipped checkpoint file, checked at load
 # FFTs (SpecXNet) and log|DCT| (MD-CSD) lose too much in float16; the other two are plain convolutions.
 HALF_PRECISION_SAFE = frozenset({"sficonv", "resynthesis"})
-# CPU fast path: TorchScript trace -> freeze (weights become constants, Python overhead gone) ->
-# optimize_for_inference where it applies (batch norm folded into convolutions; SpecXNet's adaptive pooling
-# keeps it at freeze). Checked against the eager model at load time, on another batch size than traced;
-# a model that does not match is used eagerly.
+# CPU fast path (detectors.fast_path): TorchScript trace -> freeze (weights become constants, Python overhead
+# gone), cached on disk per checkpoint -> optimize_for_inference where it applies (batch norm folded into
+# convolutions; SpecXNet's adaptive pooling keeps it at freeze). Checked against the eager model at every load,
+# on another batch size than traced; a model that does not match is used eagerly.
 TRACE_SAFE = frozenset({"specxnet", "sficonv", "resynthesis", "mdcsd"})
-TRACE_TOLERANCE = 1e-3  # on logits
 
 
 def default_device() -> torch.device:
@@ -153,36 +153,6 @@ def configured_sources(environ: dict[str, str] | None = None) -> dict[str, str]:
     return sources
 
 
-def traced(model: torch.nn.Module, size: int, device: torch.device) -> torch.nn.Module | None:
-    """The CPU fast path of ``model`` (see :data:`TRACE_SAFE`), or None when tracing fails or changes scores."""
-    import warnings
-
-    generator = torch.Generator().manual_seed(0)
-    example = torch.rand(2, 3, size, size, generator=generator).to(device)
-    check = torch.rand(3, 3, size, size, generator=generator).to(device)  # another batch size than traced
-
-    def matches(candidate) -> bool:
-        try:
-            return (candidate(check) - model(check)).abs().max().item() <= TRACE_TOLERANCE
-        except RuntimeError:  # some optimisations only fail when run
-            return False
-
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            frozen = torch.jit.freeze(torch.jit.trace(model, example, check_trace=False))
-        except RuntimeError:
-            return None
-        try:
-            optimised = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, example, check_trace=False)))
-        except RuntimeError:
-            optimised = None
-        for candidate in (optimised, frozen):
-            if candidate is not None and matches(candidate):
-                return candidate
-    return None
-
-
 def manifest(path: Path | None = None) -> dict[str, dict[str, str]]:
     """name -> {file: sha256} for the shipped checkpoints (empty when there is no manifest)."""
     try:
@@ -215,7 +185,8 @@ def load_detector(name: str, source: str, device: torch.device, fast_path: bool 
     model = checkpoint.model.half() if half else checkpoint.model
     fast = None
     if fast_path and device.type == "cpu" and name in TRACE_SAFE:
-        fast = traced(model, checkpoint.config.input_size, device)
+        digest = (pinned or {}).get(checkpoints.WEIGHTS_FILE) or checkpoints.sha256(checkpoints.resolve(source) / checkpoints.WEIGHTS_FILE)
+        fast = fast_path_of(model, name, digest, checkpoint.config.input_size, device)
     return LoadedDetector(name, model, checkpoint.config, checkpoint.source, device, half, fast)
 
 

@@ -18,7 +18,7 @@ import gradio as gr
 import numpy as np
 
 from . import explain, registry, views
-from .media import DEFAULT_LIMITS, InputError, browser_playable, browser_preview, detect_kind, load_image, probe_video, sample_frames
+from .media import DEFAULT_LIMITS, InputError, Picture, browser_playable, browser_preview, detect_kind, probe_video, sample_frames
 from .pipeline import AGGREGATION_RULES, Analyzer, FaceResult, ImageReport
 from .robustness import probe
 from .spectrum import load_reference_band, log_spectrum
@@ -35,7 +35,7 @@ def raw_upload(component: gr.Image) -> gr.Image:
     """Make an image input hand the uploaded file to our own decoder untouched.
 
     The stock component decodes the upload with PIL before any handler runs, so a corrupt file or a
-    decompression bomb failed with PIL's words; :func:`detectors.media.load_image` checks limits first and
+    decompression bomb failed with PIL's words; :class:`detectors.media.Picture` checks limits first and
     says what is wrong. Overridden on the instance rather than in a subclass: Gradio writes a ``.pyi`` stub
     next to the source of every component subclass, and the app must not write into its own folder.
     """
@@ -212,12 +212,23 @@ def figures(face_views: list[FaceView], index: int, with_cam: bool = False):
     )
 
 
-def _load(path: str | None) -> np.ndarray:
+def _picture(path: str | None) -> Picture:
+    """The uploaded picture, header checked (decoded later, only as far as each step needs)."""
     try:
         path = _require(path, "an image")
         if detect_kind(path, DEFAULT_LIMITS) == "video":
             raise InputError(f"{Path(path).name} is a video: analyse it in the Video tab")
-        return load_image(path, DEFAULT_LIMITS)
+        picture = Picture(path, DEFAULT_LIMITS)
+        picture.decoded(picture.reduction_for(analyzer().cropper.max_detect_side))  # a corrupt file says so here
+        return picture
+    except InputError as error:
+        raise gr.Error(str(error)) from None
+
+
+def _load(path: str | None) -> np.ndarray:
+    picture = _picture(path)
+    try:
+        return picture.decoded(1)[0]
     except InputError as error:
         raise gr.Error(str(error)) from None
 
@@ -226,10 +237,13 @@ def _load(path: str | None) -> np.ndarray:
 @event_handler
 def analyse_image(path: str | None, whole_image_if_no_face: bool = False, with_cam: bool = False):
     """(summary, gallery, face selector, table, FFT, profile, error map, Grad-CAM, JSON report, state)."""
-    image = _load(path)
-    report = analyzer().analyze_image(image, whole_image_if_no_face=whole_image_if_no_face)
+    picture = _picture(path)
+    try:
+        report = analyzer().analyze_picture(picture, whole_image_if_no_face=whole_image_if_no_face)
+    except InputError as error:  # a file that breaks past its first decoded part
+        raise gr.Error(str(error)) from None
     face_views = _face_views(report)
-    record = {"kind": "image", "size": list(image.shape[1::-1]), **Analyzer.image_record(report)}
+    record = {"kind": "image", "size": list(picture.size), **Analyzer.image_record(report)}
     record["faces"]["boxes"] = [view.record for view in face_views]
     if not face_views:
         summary = views.notice_html("No face found", "Tick <b>score the whole image</b> and analyse again to score the picture as a whole (results are labelled as such).")

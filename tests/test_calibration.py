@@ -155,3 +155,81 @@ def test_ensemble_rejects_bad_shapes():
         fit_ensemble(["a", "b", "c"], logits, labels)
     with pytest.raises(ValueError, match="differ"):
         fit_ensemble(["a", "b"], logits, labels[:-1])
+
+
+# -- thresholds that do not cry wolf ----------------------------------------------------------------------------
+
+def test_the_edges_count_what_lies_beyond_them():
+    from detectors.calibration import threshold_above, threshold_below
+
+    scores = np.arange(100) / 100
+    high = threshold_above(scores, 0.05)
+    assert (scores >= high).sum() == 5 and (scores >= high - 0.011).sum() > 5  # the lowest such threshold
+    low = threshold_below(scores, 0.10)
+    assert (scores < low).sum() == 10 and (scores < low + 0.011).sum() > 10  # the highest such threshold
+
+
+def test_guarded_thresholds_keep_every_real_sources_false_alarms_under_five_percent():
+    from detectors.calibration import fit_guarded_thresholds
+    from detectors.checkpoints import Thresholds
+
+    rng = np.random.default_rng(0)
+    reals = {"soft photos": rng.normal(0.2, 0.1, 400), "sharp photos": rng.normal(0.5, 0.1, 300), "tiny": rng.normal(0.9, 0.01, 5)}
+    fakes = {"gan": rng.normal(0.8, 0.1, 300), "diffusion": rng.normal(0.6, 0.15, 200)}
+    c = fit_guarded_thresholds(reals, fakes)
+    verdict = Thresholds(c.decision, c.uncertain_low, c.uncertain_high).verdict
+    for name in ("soft photos", "sharp photos"):  # the hardest source sets the threshold, not the pooled reals
+        assert np.mean([verdict(p) == "fake" for p in reals[name]]) <= 0.05
+    assert np.mean([verdict(p) == "fake" for p in reals["sharp photos"]]) > 0.03  # and no higher than it needs
+    for name, scores in fakes.items():  # "real" is said of at most 10 % of any family's fakes
+        assert np.mean([verdict(p) == "real" for p in scores]) <= 0.10
+    assert c.uncertain_low <= c.decision == c.uncertain_high
+
+
+def test_a_detector_that_cannot_separate_says_uncertain_not_real_or_fake():
+    from detectors.calibration import fit_guarded_thresholds
+
+    rng = np.random.default_rng(1)
+    same = {"reals": rng.uniform(0, 1, 500)}, {"fakes": rng.uniform(0, 1, 500)}
+    c = fit_guarded_thresholds(*same)
+    assert c.uncertain_high > 0.9 and c.uncertain_low < 0.15  # a wide band: mostly "uncertain"
+    inverted = {"reals": rng.normal(0.8, 0.05, 500)}, {"fakes": rng.normal(0.2, 0.05, 500)}
+    c = fit_guarded_thresholds(*inverted)
+    assert c.uncertain_low <= c.uncertain_high  # never an inverted band
+
+
+def test_the_ensemble_is_never_more_confident_than_its_members():
+    from detectors.calibration import capped_verdict
+
+    assert capped_verdict("real", ["real", "uncertain", "uncertain", "uncertain"]) == "uncertain"
+    assert capped_verdict("real", ["real", "real", "uncertain", "fake"]) == "real"
+    assert capped_verdict("fake", ["fake", "uncertain", "uncertain"]) == "uncertain"
+    assert capped_verdict("fake", ["fake", "fake", "uncertain"]) == "fake"
+    assert capped_verdict("uncertain", ["fake"] * 4) == "uncertain"
+
+
+def test_weighted_fit_is_sklearns_weighted_fit():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, 1500)
+    logits = np.column_stack([rng.normal(0, 1, 1500) + 2.0 * labels, rng.normal(0, 1, 1500) + 1.0 * labels])
+    weights = rng.uniform(0.2, 3.0, 1500)
+    coefficients, intercept = fit_nonnegative_logistic(logits, labels, sample_weight=weights)
+    reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=1000).fit(logits, labels, sample_weight=weights)
+    np.testing.assert_allclose(coefficients, reference.coef_[0], rtol=1e-4)
+    assert intercept == pytest.approx(reference.intercept_[0], rel=1e-3, abs=1e-4)
+
+
+def test_every_held_out_set_weighs_alike_in_the_ensemble_fit():
+    from detectors.training.calibrate import set_weights
+    from detectors.training.heldout import HeldOut
+
+    labels = np.array([0] * 60 + [1] * 30 + [1] * 300)
+    # "small": 60 reals + 30 fakes; "big": the same 60 reals + 300 fakes; reals of one source are not a set
+    held = HeldOut(np.zeros((len(labels), 1, 1, 3), np.uint8), labels, np.array(["x"] * len(labels)),
+                   {"small": np.arange(0, 90), "big": np.r_[np.arange(0, 60), np.arange(90, 390)], "real:x": np.arange(60)})
+    weights = set_weights(held)
+    unit = weights[60] * 90  # each face of a set gets 1 / (the set's size), summed over the sets it is in
+    np.testing.assert_allclose(weights[60:90], unit / 90)
+    np.testing.assert_allclose(weights[90:], unit / 360)
+    np.testing.assert_allclose(weights[:60], unit * (1 / 90 + 1 / 360))
+    assert np.isclose(weights.mean(), 1.0)

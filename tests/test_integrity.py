@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from detectors import checkpoints, registry
+from detectors import checkpoints, fast_path, registry
 from detectors.checkpoints import CheckpointError
 
 
@@ -101,7 +101,7 @@ def test_fast_path_matches_the_eager_model():
         crops = np.random.default_rng(0).integers(0, 256, (3, 256, 256, 3), dtype=np.uint8)
         fast = detector.logits(crops)
         detector.fast = None
-        assert np.abs(fast - detector.logits(crops)).max() < registry.TRACE_TOLERANCE, name
+        assert np.abs(fast - detector.logits(crops)).max() < fast_path.TOLERANCE, name
 
 
 def test_a_tampered_ensemble_rule_is_not_used(assets):

@@ -26,8 +26,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..faces import DEFAULT_MARGIN, DEFAULT_MIN_CONFIDENCE, PAD_RETRY
-from ..media import IMAGE_SUFFIXES, InputError, detect_kind, load_image, sample_frames
+from ..faces import DEFAULT_MARGIN, DEFAULT_MIN_CONFIDENCE, PAD_RETRY, first_faces
+from ..media import IMAGE_SUFFIXES, InputError
 from ..preprocess import CROP_SIZE
 from .sources import SPLITS, Source, split_of, table_for
 
@@ -96,18 +96,11 @@ def _crop_one(path: str) -> list[tuple[str, np.ndarray, np.ndarray, float, int]]
     """(name suffix, crop, landmarks, confidence, region side) of the most confident face of the file, or of each
     sampled frame of a clip; empty when unreadable or faceless."""
     try:
-        if detect_kind(path) == "image":
-            images = [("", load_image(path))]
-        else:
-            images = [(f"#{frame.index}", frame.image) for frame in sample_frames(path, FRAMES_PER_VIDEO)]
+        kind, crops = first_faces(path, _worker_cropper, FRAMES_PER_VIDEO, CROP_SIZE)
     except InputError:
         return []
-    out = []
-    for (suffix, image), faces in zip(images, _worker_cropper.detect_batch([image for _, image in images])):
-        if faces:
-            crop = _worker_cropper.crop(image, faces[0], CROP_SIZE)
-            out.append((suffix, crop.image, crop.landmarks.astype(np.float32), faces[0].score, crop.region[2]))
-    return out
+    return [("" if kind == "image" else f"#{i}", crop.image, crop.landmarks.astype(np.float32), crop.face.score, crop.region[2])
+            for i, crop in enumerate(crops) if crop is not None]
 
 
 def _chosen_files(source: Source, data_root: Path, limit: int | None, seed: int) -> list[tuple[Path, str]]:

@@ -1,0 +1,101 @@
+"""The CPU fast path of a detector: its TorchScript trace, frozen, cached on disk so a start does not redo it.
+
+Tracing and freezing take seconds per detector (SpecXNet's Fourier units over ten on two cores), and every
+start of the app or of ``scan`` paid for it. The frozen module is saved once per checkpoint in the user's
+cache folder (``$DEEPFAKE_DETECTORS_CACHE``, else ``$XDG_CACHE_HOME/deepfake-detectors``, else
+``~/.cache/deepfake-detectors``; never in the repository), keyed by the checkpoint's sha256, the torch version
+and the machine, and loaded in well under a second at the next start.
+
+Whatever it comes from (a fresh trace or the cache), a fast path is used only after it matched the eager model
+on a batch other than the traced one (logits within :data:`TOLERANCE`); a cached file that does not load or
+does not match is rebuilt, never trusted. ``optimize_for_inference`` (batch norm folded into convolutions) is
+applied after loading, since its prepacked weights cannot be saved; where it fails or changes scores, the plain
+frozen module is used.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+TOLERANCE = 1e-3  # on logits
+CACHE_VARIABLE = "DEEPFAKE_DETECTORS_CACHE"
+
+
+def cache_folder() -> Path:
+    if os.environ.get(CACHE_VARIABLE):
+        return Path(os.environ[CACHE_VARIABLE])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "deepfake-detectors"
+
+
+def cache_path(name: str, digest: str) -> Path:
+    key = f"{name}-{digest[:16]}-torch{torch.__version__}-{platform.machine()}".replace("+", "_")
+    return cache_folder() / "fast-path" / f"{key}.pt"
+
+
+def _inputs(size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    example = torch.rand(2, 3, size, size, generator=generator).to(device)
+    check = torch.rand(3, 3, size, size, generator=generator).to(device)  # another batch size than traced
+    return example, check
+
+
+def _matches(candidate, model: torch.nn.Module, check: torch.Tensor) -> bool:
+    try:
+        return (candidate(check) - model(check)).abs().max().item() <= TOLERANCE
+    except RuntimeError:  # some optimisations only fail when run
+        return False
+
+
+def _frozen(model: torch.nn.Module, example: torch.Tensor):
+    try:
+        return torch.jit.freeze(torch.jit.trace(model, example, check_trace=False))
+    except RuntimeError:
+        return None
+
+
+def _save(module, path: Path) -> None:
+    """Atomically, and never fatally: a read-only home only costs the next start its trace."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(handle)
+    except OSError:
+        return
+    try:
+        torch.jit.save(module, temporary)
+        os.replace(temporary, path)
+    except (OSError, RuntimeError):
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _load(path: Path, device: torch.device):
+    try:
+        return torch.jit.load(str(path), map_location=device)
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def fast_path(model: torch.nn.Module, name: str, digest: str, size: int, device: torch.device):
+    """The fastest module that scores like ``model`` (optimised, else frozen), or None (use ``model``)."""
+    example, check = _inputs(size, device)
+    path = cache_path(name, digest)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cached = _load(path, device) if path.is_file() else None
+        if cached is None or not _matches(cached, model, check):
+            cached = _frozen(model, example)
+            if cached is None or not _matches(cached, model, check):
+                return None
+            _save(cached, path)
+        second = _load(path, device)  # a second copy: the optimisation rewrites the module it is given
+        try:
+            optimised = torch.jit.optimize_for_inference(second if second is not None else _frozen(model, example))
+        except (RuntimeError, AttributeError):
+            optimised = None
+        return optimised if optimised is not None and _matches(optimised, model, check) else cached
