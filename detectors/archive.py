@@ -49,8 +49,8 @@ class ScanWorker:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # Paths travel as bytes (os.fsencode): a file name that is not valid UTF-8 survives the trip.
-        records = [json.dumps(self.analyzer.scan(os.fsdecode(bytes(path)), self.frames, self.rule), ensure_ascii=False)
-                   for path in batch["path"]]
+        paths = [os.fsdecode(bytes(path)) for path in batch["path"]]
+        records = [json.dumps(record, ensure_ascii=False) for record in self.analyzer.scan_many(paths, self.frames, self.rule)]
         return {"index": batch["index"], "record": np.array(records, dtype=object)}
 
 

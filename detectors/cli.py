@@ -70,8 +70,8 @@ def _local_records(inputs: Sequence[Path], args: argparse.Namespace) -> Iterable
     for message in loaded.messages:
         print(f"scan: {message}", file=sys.stderr)
     analyzer = Analyzer(loaded.detectors, FaceCropper(device=args.device), ensemble=registry.load_ensemble(loaded.detectors))
-    for path in tqdm(inputs, desc="scan", unit="file", file=sys.stderr, disable=len(inputs) < _PROGRESS_FROM):
-        yield analyzer.scan(path, frames=args.frames, rule=args.rule)
+    records = analyzer.scan_many(inputs, frames=args.frames, rule=args.rule)
+    yield from tqdm(records, total=len(inputs), desc="scan", unit="file", file=sys.stderr, disable=len(inputs) < _PROGRESS_FROM)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, Sequence
+from typing import Iterable, Iterator, Literal, Protocol, Sequence
 
 import numpy as np
 from scipy.special import expit, logit
@@ -24,6 +25,8 @@ from .media import DEFAULT_LIMITS, InputError, Limits, Picture, VideoFrame, dete
 from .preprocess import CROP_SIZE, SharedInput
 
 log = logging.getLogger(__name__)
+PREFETCH_FILES = 4  # files decoded and searched ahead of the scoring (bounded: memory stays small)
+BATCH_FILES = 8  # prepared files whose faces are scored together
 Verdict = Literal["fake", "real", "uncertain", "no-face"]
 AggregationRule = Literal["mean", "confident"]
 AGGREGATION_RULES: dict[str, str] = {
@@ -96,6 +99,17 @@ class FaceResult:
     def to_dict(self) -> dict:
         entry = self.crop.face.to_dict() if self.crop.face is not None else {"box": None, "confidence": None, "landmarks": None}
         return {**entry, "scores": _rounded(self.scores), "ensemble": _round(self.ensemble), "verdict": self.verdict}
+
+
+@dataclass(eq=False)
+class _Prepared:
+    """One file made ready for the detectors by :meth:`Analyzer.scan_many`'s background thread."""
+
+    path: Path
+    kind: str | None = None
+    error: str | None = None
+    units: list[list[FaceCrop]] = field(default_factory=list)  # the picture's faces, or each sampled frame's
+    frames: list[VideoFrame] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -226,22 +240,69 @@ class Analyzer:
     # -- records -------------------------------------------------------------------------------------------
     def scan(self, path: str | os.PathLike, frames: int = 16, rule: AggregationRule = "mean") -> dict:
         """The scan record of one file; bad input never raises (the record's ``error`` says what went wrong)."""
-        path = Path(path)
-        record: dict = {"path": printable(str(path)), "kind": None, "error": None, "faces": {"count": 0, "boxes": []},
-                        "scores": {}, "ensemble": None, "verdict": None}
+        return next(self.scan_many([path], frames, rule))
+
+    def scan_many(self, paths: Iterable[str | os.PathLike], frames: int = 16, rule: AggregationRule = "mean",
+                  ahead: int = PREFETCH_FILES, batch_files: int = BATCH_FILES) -> Iterator[dict]:
+        """The scan record of every file, in order; one bad file never stops the others.
+
+        Files are decoded and searched for faces in a background thread, at most ``ahead`` files ahead of the
+        scoring, so decoding and face search overlap with the detectors; the faces of up to ``batch_files``
+        prepared files go through each detector as one batch.
+        """
+        with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
+            pending: deque = deque()
+            paths = iter(paths)
+
+            def top_up() -> None:
+                while len(pending) < ahead:
+                    path = next(paths, None)
+                    if path is None:
+                        return
+                    pending.append(prefetch.submit(self._prepare, Path(path), frames))
+
+            top_up()
+            while pending:
+                chunk = [pending.popleft().result()]
+                while pending and len(chunk) < batch_files and pending[0].done():
+                    chunk.append(pending.popleft().result())
+                top_up()
+                yield from self._records(chunk, rule)
+
+    def _prepare(self, path: Path, frames: int) -> "_Prepared":
+        """Everything before the detectors: kind, decoding, face search and crops (any failure is the record's)."""
+        prepared = _Prepared(path)
         try:
-            record["kind"] = detect_kind(path, self.limits)
-            if record["kind"] == "image":
-                record.update(self.image_record(self.analyze_picture(Picture(path, self.limits))))
+            prepared.kind = detect_kind(path, self.limits)
+            if prepared.kind == "image":
+                crops, _ = self.cropper.crops_of(Picture(path, self.limits), CROP_SIZE)
+                prepared.units = [crops]
             else:
-                video_frames = sample_frames(path, frames, self.limits)
-                record.update(self.video_record(video_frames, self.analyze_frames(video_frames), rule))
+                prepared.frames = sample_frames(path, frames, self.limits)
+                detections = self.cropper.detect_batch([frame.image for frame in prepared.frames])
+                prepared.units = [[self.cropper.crop(frame.image, face, CROP_SIZE) for face in faces]
+                                  for frame, faces in zip(prepared.frames, detections)]
         except InputError as error:
-            record["error"] = str(error)
+            prepared.error = str(error)
         except Exception as error:  # a bug of ours, or a decoder crash: this file's record says so, the rest go on
             log.exception("scan of %s failed", printable(str(path)))
-            record["error"] = printable(f"{path.name}: the analysis failed ({type(error).__name__}); please report it")
-        return record
+            prepared.error = printable(f"{path.name}: the analysis failed ({type(error).__name__}); please report it")
+        return prepared
+
+    def _records(self, chunk: list["_Prepared"], rule: AggregationRule) -> Iterator[dict]:
+        """Score the faces of several prepared files as one batch, then build each file's record."""
+        flat = self.score_crops([crop for item in chunk for unit in item.units for crop in unit])
+        start = 0
+        for item in chunk:
+            record: dict = {"path": printable(str(item.path)), "kind": item.kind, "error": item.error,
+                            "faces": {"count": 0, "boxes": []}, "scores": {}, "ensemble": None, "verdict": None}
+            reports = []
+            for unit in item.units:
+                reports.append(ImageReport(flat[start : start + len(unit)]))
+                start += len(unit)
+            if item.error is None:
+                record.update(self.image_record(reports[0]) if item.kind == "image" else self.video_record(item.frames, reports, rule))
+            yield record
 
     @staticmethod
     def image_record(report: ImageReport) -> dict:
