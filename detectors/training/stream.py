@@ -158,10 +158,6 @@ class FaceStream(IterableDataset):
         pair_seed = int(rng.integers(2**63))
         return [Sample(augment(crop, np.random.default_rng(pair_seed), strength), label) for crop, label in crops]
 
-    def sample(self, rng: np.random.Generator) -> Sample:
-        """One sample (the fake of a pair): for statistics that need single crops."""
-        return self.samples(rng)[0]
-
     def __iter__(self):
         worker = get_worker_info()
         worker_id = worker.id if worker is not None else 0
