@@ -3,8 +3,8 @@
 From the cache's source table, for one split:
 
 - one set per fake family and role: the split's fakes of that family against the reals they look like
-  (``looks_like``: FFHQ for StyleGAN, each swap's own source video for DFDC, Unsplash / FFHQ / CelebA / DFDC
-  reals for diffusion faces). Families of ``unseen`` (and ``test``) sources are named ``unseen <family>``:
+  (``looks_like``: FFHQ for StyleGAN, each swap's own source video for DFDC (the pairs kept whole), Unsplash /
+  FFHQ / CelebA / DFDC reals for diffusion faces). Families of ``unseen`` (and ``test``) sources are named ``unseen <family>``:
   generators no detector trains on, the measure of what the product meets;
 - ``self-blended``: the split's reals of every real source against self-blended fakes made from those very
   crops with a fixed seed;
@@ -79,9 +79,15 @@ def plan(sets: dict[str, FaceSet], split: str, sbi_count: int = 400) -> dict[str
     for face_set in fakes:
         source = face_set.source
         members = chosen.setdefault(set_name(source.family, source.role), {})
-        members[source.name] = _chosen(face_set, split, FAKES_PER_SOURCE, SBI_SEED)
+        members[source.name] = chosen_fakes = _chosen(face_set, split, FAKES_PER_SOURCE, SBI_SEED)
         for real in source.looks_like:
-            if real in sets and len(sets[real].indices(split)):
+            if real not in sets or not len(sets[real].indices(split)):
+                continue
+            if source.unit == "pair":  # each swap beside its own source video: the pairs stay whole
+                units = set(face_set.units[chosen_fakes].tolist())
+                paired = sets[real].indices(split)
+                members[real] = paired[np.isin(sets[real].units[paired], list(units))]
+            else:
                 members.setdefault(real, _chosen(sets[real], split, REALS_PER_SOURCE, SBI_SEED))
     reals = [s for s in sets.values() if s.source.label == 0 and len(s.indices(split))]
     for face_set in reals:
