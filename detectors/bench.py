@@ -115,13 +115,14 @@ def bench_clip(path, seconds: float = 10.0, fps: int = 25, size: tuple[int, int]
 
 
 def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int = 16, workers: int = 1,
-                     clip_seconds: float = 10.0) -> tuple[list[Timing], dict]:
+                     clip_seconds: float = 10.0, folder_count: int = 200,
+                     portrait_files: Sequence[Path] = ()) -> tuple[list[Timing], dict]:
     """Per-stage and end-to-end timings of the app's path with the shipped checkpoints (see module docstring)."""
     from PIL import Image
 
     from . import explain, registry, views
     from .examples import portrait
-    from .media import load_image, sample_frames
+    from .media import Picture, load_image, sample_frames
     from .pipeline import Analyzer
     from .preprocess import CROP_SIZE
     from .spectrum import load_reference_band, log_spectrum, radial_profile
@@ -161,8 +162,13 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
 
     timings.append(measure("plot building: FFT, profile, error map (to JSON)", plots, repeats))
     end_to_end = measure("one-face image end to end (decode, detect, crop, 4 detectors, ensemble; no plots)",
-                         sync(lambda: analyzer.analyze_image(load_image(picture))), repeats)
+                         sync(lambda: analyzer.analyze_picture(Picture(picture))), repeats)
     timings.append(end_to_end)
+
+    photo = large_photo(folder / "photo_12mp.jpg")
+    timings.append(measure("12-megapixel photo end to end (decode, detect, crop, 4 detectors, ensemble; no plots)",
+                           sync(lambda: analyzer.analyze_picture(Picture(photo))), repeats))
+    timings.append(folder_scan(analyzer, portrait_files or portraits_folder(folder / "portraits", folder_count)))
 
     clip = bench_clip(folder / "clip.mp4", seconds=clip_seconds)
     def video():
@@ -180,6 +186,103 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
         "detector_workers": workers,
     }
     return timings, extra
+
+
+def large_photo(path: Path, size: tuple[int, int] = (4000, 3000), face_side: int = 1800) -> Path:
+    """A 12-megapixel JPEG (phone camera size and quality) with the portrait, one face, in its middle."""
+    from PIL import Image
+
+    from .examples import portrait
+
+    canvas = Image.new("RGB", size, (70, 90, 110))
+    canvas.paste(Image.fromarray(portrait()).resize((face_side, face_side), Image.Resampling.BICUBIC),
+                 ((size[0] - face_side) // 2, (size[1] - face_side) // 2))
+    canvas.save(path, quality=92)
+    return path
+
+
+def portraits_folder(folder: Path, count: int) -> list[Path]:
+    """``count`` distinct portraits (the astronaut re-framed and recoloured), 256-512 px JPEGs."""
+    from PIL import Image
+
+    from .examples import portrait
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    picture = Image.fromarray(portrait())
+    paths = []
+    for i in range(count):
+        side = int(rng.integers(330, 480))  # the face (x 181-268, y 62-172) stays in every crop
+        x0 = int(rng.integers(max(0, 268 - side), min(181, 512 - side) + 1))
+        y0 = int(rng.integers(max(0, 172 - side), min(62, 512 - side) + 1))
+        tile = picture.crop((x0, y0, x0 + side, y0 + side)).resize((int(rng.integers(256, 513)),) * 2)
+        shifted = np.clip(np.asarray(tile).astype(int) + rng.integers(-20, 21, 3), 0, 255).astype(np.uint8)
+        paths.append(folder / f"portrait{i:03d}.jpg")
+        Image.fromarray(shifted).save(paths[-1], quality=90)
+    return paths
+
+
+def folder_scan(analyzer, paths: Sequence[Path]) -> Timing:
+    """A folder scan as the scan command runs it (prefetch, batches across files): seconds per image."""
+    started = time.perf_counter()
+    records = list(analyzer.scan_many(paths))
+    seconds = time.perf_counter() - started
+    found = sum(record["faces"]["count"] > 0 for record in records)
+    return Timing(f"folder scan: {len(paths)} images ({found} with a face), per image", seconds / len(paths), seconds / len(paths), 1)
+
+
+def startup_timings(folder: Path, runs: int = 3) -> list[Timing]:
+    """Process start to first record: ``scan one.jpg`` with the fast-path cache warm (median of ``runs``) and
+    cold (an empty cache folder: what the first run after install pays), and ``app.py`` to its first answer."""
+    import os
+    import socket
+    import subprocess
+
+    from PIL import Image
+
+    from .examples import portrait
+    from .fast_path import CACHE_VARIABLE
+
+    picture = folder / "one.jpg"
+    Image.fromarray(portrait()).save(picture, quality=90)
+    command = [sys.executable, "-m", "detectors", "scan", str(picture)]
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    def timed(env) -> float:
+        started = time.perf_counter()
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        return time.perf_counter() - started
+
+    timed(environment)  # fills the cache, if empty
+    warm = [timed(environment) for _ in range(runs)]
+    cold = timed({**environment, CACHE_VARIABLE: tempfile.mkdtemp(prefix="deepfake-cold-cache-")})
+    timings = [Timing(f"cold start: scan one.jpg, warm cache ({runs} runs)", float(np.median(warm)), float(np.max(warm)), runs),
+               Timing("cold start: scan one.jpg, first run after install (empty cache)", cold, cold, 1)]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parent.parent
+    started = time.perf_counter()
+    app = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=root, env=environment,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from gradio_client import Client, handle_file
+
+        while True:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                if app.poll() is not None or time.perf_counter() - started > 300:
+                    raise RuntimeError("the app did not start")
+                time.sleep(0.2)
+        client.predict(handle_file(str(picture)), False, False, api_name="/detect_image")
+        app_seconds = time.perf_counter() - started
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+    timings.append(Timing("cold start: python app.py to its first answer (warm cache)", app_seconds, app_seconds, 1))
+    return timings
 
 
 def cpu_name() -> str:

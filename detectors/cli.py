@@ -184,8 +184,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     reference = bench.resnet50_reference(device)
     timings, extra = [], {}
     if not args.models_only:
+        chosen = expand_inputs([args.folder])[: args.folder_count] if args.folder else ()
         timings, extra = bench.pipeline_timings(device, repeats=args.repeats, video_frames=args.video_frames, workers=args.workers,
-                                                   clip_seconds=args.clip_seconds)
+                                                   clip_seconds=args.clip_seconds, folder_count=args.folder_count, portrait_files=chosen)
+        if not args.no_startup:
+            import tempfile
+
+            timings += bench.startup_timings(Path(tempfile.mkdtemp(prefix="deepfake-bench-start-")))
     if args.models or args.models_only:
         timings += bench.model_latency(device, variants=args.variants, batches=args.batches, repeats=args.repeats)
     result = bench.report(reference, timings, device, **extra)
@@ -391,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--models-only", action="store_true", help="only the architecture table (what the README's latency table is)")
     bench.add_argument("--variants", nargs="+", default=["small", "paper"], choices=("small", "paper"))
     bench.add_argument("--batches", nargs="+", type=int, default=[1, 16])
+    bench.add_argument("--folder", help="a folder of pictures for the folder-scan figure (default: generated portraits)")
+    bench.add_argument("--folder-count", type=int, default=200, help="pictures in the folder scan (default 200)")
+    bench.add_argument("--no-startup", action="store_true", help="skip the cold-start runs (scan and app processes)")
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(run=cmd_bench)
     return parser

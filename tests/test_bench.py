@@ -9,11 +9,13 @@ from detectors import cli
 @pytest.mark.slow
 def test_bench_reports_every_stage_with_ratios_and_memory(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert cli.main(["bench", "--repeats", "1", "--video-frames", "2", "--clip-seconds", "1", "--json", str(out)]) == 0
+    assert cli.main(["bench", "--repeats", "1", "--video-frames", "2", "--clip-seconds", "1", "--folder-count", "4",
+                     "--no-startup", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     names = [t["name"] for t in report["timings"]]
     for stage in ("decode", "face detection", "cropping", "detector: SpecXNet", "detector: SFIConv", "detector: Re-synthesis",
-                  "detector: MD-CSDNetwork", "spectra", "error map", "plot building", "one-face image end to end", "video: per sampled frame"):
+                  "detector: MD-CSDNetwork", "spectra", "error map", "plot building", "one-face image end to end",
+                  "12-megapixel photo end to end", "folder scan: 4 images (4 with a face)", "video: per sampled frame"):
         assert any(name.startswith(stage) for name in names), stage
     assert report["reference"]["median_s"] > 0 and report["peak_rss_mb"] > 100
     for timing in report["timings"]:
