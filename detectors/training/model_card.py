@@ -16,7 +16,7 @@ PAPERS = {
 }
 
 LIMITS = """- Trained by this project from scratch (no public weights exist or are reachable) on small data: tens of
-  thousands of face crops; one GAN (StyleGAN v1), DFDC face swaps, three text-to-image generators (SDXL, Flux.1
+  thousands of face crops; one GAN (StyleGAN v1), DFDC face swaps, two text-to-image generators (SDXL, Flux.1
   schnell) and self-blended fakes made from real faces. Expect it to miss manipulations unlike those
   (expression re-enactment, full-frame synthesis, new generators) and to be less accurate than the paper's own,
   larger models.
