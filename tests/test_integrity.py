@@ -63,12 +63,15 @@ def test_missing_checkpoint_is_reported_and_the_rest_load(assets):
     # What the app shows in its "where each checkpoint was loaded from" panel.
     from detectors import service
 
+    # The panel also builds the process-wide analyzer; it must not outlive this test with three detectors.
     original = registry.shared
     registry.shared = lambda: result
+    service.analyzer.cache_clear()
     try:
         status = service.detector_status()
     finally:
         registry.shared = original
+        service.analyzer.cache_clear()
     assert "Re-synthesis unavailable" in status and status.count("from `") == 3
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from detectors.registry import DETECTORS
 from tests.fixtures import ROOT
 
 pytestmark = pytest.mark.slow
@@ -91,9 +92,14 @@ def test_twenty_concurrent_requests_are_all_served(app_server, face_jpg):
     reports = {json.dumps(r["scores"], sort_keys=True) for _, r in results}
     assert len(reports) == 1  # concurrency does not change a score
     assert figures["server_peak_rss_mb"] < PEAK_RSS_LIMIT_MB
-    # Privacy: nothing new in the project folder, nothing in the app's HOME (uploads live in its TMPDIR).
+    # Privacy: nothing new in the project folder, nothing in the app's HOME (uploads live in its TMPDIR) but
+    # the fast-path cache, which holds models traced from the shipped checkpoints (one file per detector,
+    # named by the checkpoint's hash), never anything derived from an upload.
     assert _untracked() <= before, _untracked() - before
-    assert [p for p in app_server.home.rglob("*") if p.is_file()] == []
+    fast_path = app_server.home / ".cache" / "deepfake-detectors" / "fast-path"
+    written = [p for p in app_server.home.rglob("*") if p.is_file()]
+    assert [p for p in written if p.parent != fast_path] == []
+    assert len(written) <= 4 and all(p.suffix == ".pt" and p.name.split("-")[0] in DETECTORS for p in written), written
 
 
 def test_a_full_queue_refuses_the_excess_politely_and_keeps_serving(start_app, face_jpg):
