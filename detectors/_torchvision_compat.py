@@ -13,15 +13,42 @@ from __future__ import annotations
 import importlib.util
 import os
 
+import numpy as np
 import torch
 
 _library: torch.library.Library | None = None  # kept alive: dropping it unregisters the op
 
 
+PAIRWISE_LIMIT = 2048  # boxes up to which all IoUs are computed at once (16 MB); MTCNN's stages stay far below
+
+
 def nms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy non-maximum suppression; indices of kept boxes sorted by decreasing score (torchvision's contract)."""
+    """Greedy non-maximum suppression; indices of kept boxes sorted by decreasing score (torchvision's contract).
+
+    All pairwise IoUs in one tensor operation, then the greedy pass over a boolean matrix: face search calls this
+    a dozen times per picture, and a torch call per kept box cost more than the networks' small stages.
+    """
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
+    if len(boxes) > PAIRWISE_LIMIT:
+        return _nms_box_by_box(boxes, scores, iou_threshold)
+    order = scores.argsort(descending=True)
+    x1, y1, x2, y2 = boxes[order].unbind(1)
+    areas = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
+    w = (torch.minimum(x2[:, None], x2[None]) - torch.maximum(x1[:, None], x1[None])).clamp(min=0)
+    h = (torch.minimum(y2[:, None], y2[None]) - torch.maximum(y1[:, None], y1[None])).clamp(min=0)
+    inter = w * h
+    iou = inter / (areas[:, None] + areas[None] - inter).clamp(min=torch.finfo(boxes.dtype).tiny)
+    overlaps = (iou > iou_threshold).cpu().numpy()
+    kept = np.ones(len(order), dtype=bool)
+    for i in range(len(order)):
+        if kept[i]:
+            kept[i + 1:] &= ~overlaps[i, i + 1:]
+    return order[torch.from_numpy(np.flatnonzero(kept)).to(order.device)]
+
+
+def _nms_box_by_box(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """The same suppression one kept box at a time (memory linear in the number of boxes)."""
     x1, y1, x2, y2 = boxes.unbind(1)
     areas = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
     order = scores.argsort(descending=True)

@@ -114,7 +114,7 @@ def bench_clip(path, seconds: float = 10.0, fps: int = 25, size: tuple[int, int]
     return encode_video(path, (frame(i) for i in range(count)), fps)
 
 
-def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int = 16, workers: int = 1,
+def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int = 16, workers: int = 0,
                      clip_seconds: float = 10.0, folder_count: int = 200,
                      portrait_files: Sequence[Path] = ()) -> tuple[list[Timing], dict]:
     """Per-stage and end-to-end timings of the app's path with the shipped checkpoints (see module docstring)."""
@@ -123,11 +123,12 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
     from . import explain, registry, views
     from .examples import portrait
     from .media import Picture, load_image, sample_frames
-    from .pipeline import Analyzer
+    from .pipeline import Analyzer, detector_workers
     from .preprocess import CROP_SIZE
     from .spectrum import load_reference_band, log_spectrum, radial_profile
 
     loaded = registry.load_all(device=device)
+    workers = workers or detector_workers(loaded.detectors)
     analyzer = Analyzer(loaded.detectors, ensemble=registry.load_ensemble(loaded.detectors), workers=workers)
     folder = Path(tempfile.mkdtemp(prefix="deepfake-bench-"))
     picture = folder / "portrait.jpg"

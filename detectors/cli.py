@@ -64,12 +64,13 @@ def _local_records(inputs: Sequence[Path], args: argparse.Namespace) -> Iterable
 
     from . import registry
     from .faces import FaceCropper
-    from .pipeline import Analyzer
+    from .pipeline import Analyzer, detector_workers
 
     loaded = registry.load_all(device=torch.device(args.device))
     for message in loaded.messages:
         print(f"scan: {message}", file=sys.stderr)
-    analyzer = Analyzer(loaded.detectors, FaceCropper(device=args.device), ensemble=registry.load_ensemble(loaded.detectors))
+    analyzer = Analyzer(loaded.detectors, FaceCropper(device=args.device), ensemble=registry.load_ensemble(loaded.detectors),
+                        workers=detector_workers(loaded.detectors))
     records = analyzer.scan_many(inputs, frames=args.frames, rule=args.rule)
     yield from tqdm(records, total=len(inputs), desc="scan", unit="file", file=sys.stderr, disable=len(inputs) < _PROGRESS_FROM)
 
@@ -391,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--video-frames", type=int, default=16, help="frames sampled from the generated clip")
     bench.add_argument("--clip-seconds", type=float, default=10.0, help="length of the generated clip")
     bench.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    bench.add_argument("--workers", type=int, default=1, help="detectors run side by side in this many threads")
+    bench.add_argument("--workers", type=int, default=0,
+                       help="detectors run side by side in this many threads (default: as the app and scan run them)")
     bench.add_argument("--models", action="store_true", help="also time every architecture and variant (random weights)")
     bench.add_argument("--models-only", action="store_true", help="only the architecture table (what the README's latency table is)")
     bench.add_argument("--variants", nargs="+", default=["small", "paper"], choices=("small", "paper"))

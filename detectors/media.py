@@ -136,7 +136,8 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    # Already RGB: no convert (it would copy a phone photo's 36 MB once more before numpy copies it again).
+    return np.ascontiguousarray(np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8))
 
 
 def load_image(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
@@ -176,10 +177,12 @@ class Picture:
 
     def decoded(self, reduction: int = 1) -> tuple[np.ndarray, float]:
         """(pixels, full-size pixels per pixel): the picture at 1/``reduction`` of its size, or larger where the
-        decoder cannot reduce (the factor says by how much it was)."""
-        if reduction not in self._decoded:
+        decoder cannot reduce, or where a larger copy is already decoded (the factor says by how much it was):
+        cutting a face from the copy face search used beats decoding the file again."""
+        larger = [k for k in self._decoded if k <= reduction]
+        if not larger:
             self._decoded[reduction] = self._decode(reduction)
-        pixels = self._decoded[reduction]
+        pixels = self._decoded[max(larger) if larger else reduction]
         return pixels, max(self.size) / max(pixels.shape[:2])
 
     def _decode(self, reduction: int) -> np.ndarray:
@@ -193,7 +196,7 @@ class Picture:
             except (OSError, ValueError, SyntaxError, EOFError) as error:
                 raise InputError(f"{self.path.name}: the image is truncated or corrupt ({error})") from None
             try:
-                image = ImageOps.exif_transpose(image)
+                ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of an upright picture
             except Exception:  # a broken EXIF block must not cost the picture: keep it unrotated
                 pass
             return to_rgb_array(image)

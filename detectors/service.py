@@ -19,7 +19,7 @@ import numpy as np
 
 from . import explain, registry, views
 from .media import DEFAULT_LIMITS, InputError, Picture, browser_playable, browser_preview, detect_kind, probe_video, sample_frames
-from .pipeline import AGGREGATION_RULES, Analyzer, FaceResult, ImageReport
+from .pipeline import AGGREGATION_RULES, Analyzer, FaceResult, ImageReport, detector_workers
 from .robustness import probe
 from .spectrum import load_reference_band, log_spectrum
 
@@ -61,19 +61,16 @@ def event_handler(function):
     return handle
 
 
-DETECTOR_WORKERS = 2  # on CPU: detectors side by side, one torch thread each (fastest on 2 cores; see README "Speed")
-
-
 @functools.lru_cache(maxsize=1)
 def analyzer() -> Analyzer:
     """Created once per process, on first use (the app calls it at start-up, then warms the models up)."""
     loaded = registry.shared()
-    workers = 1
-    if all(d.device.type == "cpu" for d in loaded.detectors):
+    workers = detector_workers(loaded.detectors)
+    if workers > 1:
         import torch
 
-        workers = DETECTOR_WORKERS
-        torch.set_num_threads(1)  # small batch-1 models: parallel models beat splitting each op over cores
+        # Requests are served side by side too: face search gets one core per request instead of two.
+        torch.set_num_threads(1)
     return Analyzer(loaded.detectors, ensemble=registry.load_ensemble(loaded.detectors), workers=workers)
 
 

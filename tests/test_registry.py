@@ -28,28 +28,36 @@ def test_default_sources_are_the_shipped_folders():
 
 
 def test_the_fast_path_is_cached_per_checkpoint_and_a_bad_cache_is_rebuilt(monkeypatch, tmp_path):
+    import copy
+
     import numpy as np
     import torch
 
     from detectors import fast_path
 
     monkeypatch.setenv(fast_path.CACHE_VARIABLE, str(tmp_path))
-    source = str(registry.ASSETS / "sficonv")
-    first = registry.load_detector("sficonv", source, torch.device("cpu"))
-    cached = list((tmp_path / "fast-path").glob("sficonv-*.pt"))
+    source = str(registry.ASSETS / "specxnet")
+    first = registry.load_detector("specxnet", source, torch.device("cpu"))
+    cached = list((tmp_path / "fast-path").glob("specxnet-*.pt"))
     assert len(cached) == 1 and torch.__version__.replace("+", "_") in cached[0].name
     written = cached[0].stat().st_mtime_ns
     crops = np.random.default_rng(0).integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
-    second = registry.load_detector("sficonv", source, torch.device("cpu"))
+    second = registry.load_detector("specxnet", source, torch.device("cpu"))
     assert cached[0].stat().st_mtime_ns == written  # read back, not traced again
     assert second.fast is not None and np.allclose(second.logits(crops), first.logits(crops), atol=fast_path.TOLERANCE)
+    eager = registry.load_detector("specxnet", source, torch.device("cpu"), fast_path=False)
+    assert np.abs(second.logits(crops) - eager.logits(crops)).max() < fast_path.TOLERANCE
     cached[0].write_bytes(b"not a TorchScript archive")  # unreadable: rebuilt, never trusted
-    third = registry.load_detector("sficonv", source, torch.device("cpu"))
+    third = registry.load_detector("specxnet", source, torch.device("cpu"))
     assert third.fast is not None and cached[0].stat().st_size > 1000
-    eager = registry.load_detector("sficonv", source, torch.device("cpu"), fast_path=False)
     assert np.abs(third.logits(crops) - eager.logits(crops)).max() < fast_path.TOLERANCE
-    # stale: a module that loads but is not this checkpoint's (here, another detector's) is replaced
-    registry.load_detector("resynthesis", str(registry.ASSETS / "resynthesis"), torch.device("cpu"))
-    cached[0].write_bytes(next((tmp_path / "fast-path").glob("resynthesis-*.pt")).read_bytes())
-    fourth = registry.load_detector("sficonv", source, torch.device("cpu"))
+    # stale: a module that loads but is not this checkpoint's (other weights, same architecture) is replaced
+    other = copy.deepcopy(eager.model)
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    fast_path._save(fast_path._frozen(other, torch.rand(2, 3, 128, 128)), cached[0])
+    fourth = registry.load_detector("specxnet", source, torch.device("cpu"))
     assert np.abs(fourth.logits(crops) - eager.logits(crops)).max() < fast_path.TOLERANCE
+    # The other three run eagerly (as fast without a trace), so they start without one.
+    assert registry.load_detector("sficonv", str(registry.ASSETS / "sficonv"), torch.device("cpu")).fast is None
