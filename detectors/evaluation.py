@@ -94,12 +94,20 @@ def _verdicts(scored: Scored, scorers: Sequence) -> dict[str, list[str]]:
     return verdicts
 
 
+def _source_keys(sources: Sequence[str], labels: Sequence[int]) -> list[str]:
+    """Each frame's source name; ``real/<name>`` and ``fake/<name>`` where one name holds both classes (the
+    self-blended set's fakes are made from the reals of the same source), so no row mixes reals and fakes."""
+    pairs = set(zip(sources, labels))
+    both = {name for name, label in pairs if (name, 1 - label) in pairs}
+    return [f"{'fake' if label else 'real'}/{name}" if name in both else name for name, label in zip(sources, labels)]
+
+
 def summarise(scored: Scored, scorers: Sequence) -> dict:
     """Frame-level and (when videos were scored) video-level metrics per scorer at its threshold, and per
     source the shares of each verdict (and, for a fake source, its AUC against all the reals)."""
     labels = np.array(scored.labels)
     groups = np.array(scored.groups)
-    sources = np.array(scored.sources)
+    sources = np.array(_source_keys(scored.sources, scored.labels))
     result = {"frames": len(labels), "files": len(scored.kinds), "no_face_frames": scored.no_face, "unreadable": scored.unreadable, "scorers": {}}
     verdicts = _verdicts(scored, scorers) if len(labels) else {s.name: [] for s in scorers}
     for scorer in scorers:
@@ -113,7 +121,7 @@ def summarise(scored: Scored, scorers: Sequence) -> dict:
             video_scores = np.array([probabilities[groups == g].mean() for g in range(len(scored.kinds))])
             entry["video"] = binary_metrics(np.array(scored.file_labels), video_scores, threshold).to_dict()
         entry["sources"] = {}
-        for source in dict.fromkeys(scored.sources):
+        for source in dict.fromkeys(sources.tolist()):
             chosen = sources == source
             said = [v for v, c in zip(verdicts[name], chosen) if c]
             row = {"label": "fake" if labels[chosen][0] else "real", "frames": int(chosen.sum()),

@@ -25,8 +25,9 @@ from .media import DEFAULT_LIMITS, InputError, Limits, Picture, VideoFrame, dete
 from .preprocess import CROP_SIZE, SharedInput
 
 log = logging.getLogger(__name__)
-PREFETCH_FILES = 4  # files decoded and searched ahead of the scoring (bounded: memory stays small)
+PREFETCH_FILES = 8  # files decoded and searched ahead of the scoring (bounded: memory stays small)
 BATCH_FILES = 8  # prepared files whose faces are scored together
+PREFETCH_THREADS = 2  # threads that decode and search ahead, one torch thread each (34.5 ms per FFHQ portrait against 36.4 with one)
 Verdict = Literal["fake", "real", "uncertain", "no-face"]
 AggregationRule = Literal["mean", "confident"]
 AGGREGATION_RULES: dict[str, str] = {
@@ -267,7 +268,7 @@ class Analyzer:
         scoring, so decoding and face search overlap with the detectors; the faces of up to ``batch_files``
         prepared files go through each detector as one batch.
         """
-        with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
+        with ThreadPoolExecutor(PREFETCH_THREADS, thread_name_prefix="prefetch", initializer=_one_torch_thread) as prefetch:
             pending: deque = deque()
             paths = iter(paths)
 

@@ -79,14 +79,9 @@ def _numbers(text: str) -> list[float]:
 
 def test_image_tab(browser, app_url, face_png):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.goto(app_url)
-    page.locator("#image-analyse").wait_for(timeout=60_000)
-    page.locator("#image-upload input[type=file]").set_input_files(str(face_png))
-    page.wait_for_timeout(1500)
-    page.locator("#image-analyse").click()
+    page = _open(browser, app_url)
+    _analyse(page, "image", face_png)
     verdict = page.locator("#image-summary .ensemble-verdict")
-    verdict.wait_for(timeout=120_000)
     assert re.search(r"Ensemble: (Likely fake|Likely real|Uncertain)", verdict.inner_text())
     assert re.search(r"\d of 4 detectors agree", verdict.inner_text())
     # The verdict table: four detector rows with a probability and the band's two edges, plus the ensemble's row.
@@ -103,13 +98,8 @@ def test_image_tab(browser, app_url, face_png):
 
 
 def test_several_faces_in_the_image_tab(browser, app_url, three_faces_png):
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.goto(app_url)
-    page.locator("#image-analyse").wait_for(timeout=60_000)
-    page.locator("#image-upload input[type=file]").set_input_files(str(three_faces_png))
-    page.wait_for_timeout(1500)
-    page.locator("#image-analyse").click()
-    page.locator("#image-summary .ensemble-verdict").wait_for(timeout=120_000)
+    page = _open(browser, app_url)
+    _analyse(page, "image", three_faces_png)
     assert page.locator("#image-summary .face-card").count() == 3
     assert "3 faces" in page.locator("#image-summary").inner_text()
     assert not page.get_by_text("truth value").count() and not page.locator(".toast-body.error").count()

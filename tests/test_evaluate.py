@@ -53,3 +53,16 @@ def test_folder_without_real_and_fake_is_a_clear_error(tmp_path, checkpoint, cap
         labelled_files(tmp_path)
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(tmp_path)]) == 2
     assert "real/ and fake/" in capsys.readouterr().err
+
+
+def test_a_source_holding_both_classes_gets_one_row_per_class(tmp_path, astronaut, checkpoint):
+    # As in the self-blended set: fake/celeba holds fakes made from the reals in real/celeba.
+    for label in ("real", "fake"):
+        (tmp_path / label / "celeba").mkdir(parents=True)
+        for i in range(2 if label == "real" else 3):
+            Image.fromarray(np.roll(astronaut, 7 * i, axis=1)).save(tmp_path / label / "celeba" / f"{i}.jpg", quality=90)
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(tmp_path), "--json", str(tmp_path / "m.json")]) == 0
+    sources = json.loads((tmp_path / "m.json").read_text())["scorers"]["sficonv"]["sources"]
+    assert set(sources) == {"real/celeba", "fake/celeba"}
+    assert (sources["real/celeba"]["label"], sources["real/celeba"]["frames"]) == ("real", 2)
+    assert (sources["fake/celeba"]["label"], sources["fake/celeba"]["frames"]) == ("fake", 3) and "auc" in sources["fake/celeba"]
