@@ -33,13 +33,8 @@ def nms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: floa
     if len(boxes) > PAIRWISE_LIMIT:
         return _nms_box_by_box(boxes, scores, iou_threshold)
     order = scores.argsort(descending=True)
-    x1, y1, x2, y2 = boxes[order].unbind(1)
-    areas = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
-    w = (torch.minimum(x2[:, None], x2[None]) - torch.maximum(x1[:, None], x1[None])).clamp(min=0)
-    h = (torch.minimum(y2[:, None], y2[None]) - torch.maximum(y1[:, None], y1[None])).clamp(min=0)
-    inter = w * h
-    iou = inter / (areas[:, None] + areas[None] - inter).clamp(min=torch.finfo(boxes.dtype).tiny)
-    overlaps = (iou > iou_threshold).cpu().numpy()
+    ranked = boxes[order]
+    overlaps = (_iou(ranked[:, None], ranked[None]) > iou_threshold).cpu().numpy()
     kept = np.ones(len(order), dtype=bool)
     for i in range(len(order)):
         if kept[i]:
@@ -49,20 +44,23 @@ def nms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: floa
 
 def _nms_box_by_box(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
     """The same suppression one kept box at a time (memory linear in the number of boxes)."""
-    x1, y1, x2, y2 = boxes.unbind(1)
-    areas = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
     order = scores.argsort(descending=True)
     keep = []
     while order.numel() > 0:
         best = order[0]
         keep.append(best)
         rest = order[1:]
-        w = (torch.minimum(x2[best], x2[rest]) - torch.maximum(x1[best], x1[rest])).clamp(min=0)
-        h = (torch.minimum(y2[best], y2[rest]) - torch.maximum(y1[best], y1[rest])).clamp(min=0)
-        inter = w * h
-        iou = inter / (areas[best] + areas[rest] - inter).clamp(min=torch.finfo(boxes.dtype).tiny)
-        order = rest[iou <= iou_threshold]
+        order = rest[_iou(boxes[best], boxes[rest]) <= iou_threshold]
     return torch.stack(keep)
+
+
+def _iou(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """Intersection over union of (x1, y1, x2, y2) boxes, broadcast over the leading dimensions."""
+    x1, y1, x2, y2 = first.unbind(-1)
+    u1, v1, u2, v2 = second.unbind(-1)
+    inter = (torch.minimum(x2, u2) - torch.maximum(x1, u1)).clamp(min=0) * (torch.minimum(y2, v2) - torch.maximum(y1, v1)).clamp(min=0)
+    union = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0) + (u2 - u1).clamp(min=0) * (v2 - v1).clamp(min=0) - inter
+    return inter / union.clamp(min=torch.finfo(first.dtype).tiny)
 
 
 def _qnms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:

@@ -107,10 +107,10 @@ def fast_path(model: torch.nn.Module, name: str, digest: str, size: int, device:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cached = _load(path, device) if path.is_file() else None
-        if cached is not None and _matches(FrozenModel(cached), model, check):
-            return FrozenModel(cached)
+        if cached is not None and _matches(frozen := FrozenModel(cached), model, check):
+            return frozen
         traced = _frozen(model, example)
-        if traced is None or not _matches(FrozenModel(traced), model, check):
+        if traced is None or not _matches(frozen := FrozenModel(traced), model, check):
             return None
         _save(traced, path)
-        return FrozenModel(traced)
+        return frozen

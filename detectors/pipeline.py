@@ -264,7 +264,7 @@ class Analyzer:
                   ahead: int = PREFETCH_FILES, batch_files: int = BATCH_FILES) -> Iterator[dict]:
         """The scan record of every file, in order; one bad file never stops the others.
 
-        Files are decoded and searched for faces in a background thread, at most ``ahead`` files ahead of the
+        Files are decoded and searched for faces in background threads, at most ``ahead`` files ahead of the
         scoring, so decoding and face search overlap with the detectors; the faces of up to ``batch_files``
         prepared files go through each detector as one batch.
         """
