@@ -76,16 +76,6 @@ REDIRECT_JS = """
   }
   document.addEventListener("change", (e) => e.target instanceof HTMLInputElement && e.target.type === "file" && intercept(e, e.target.files), true);
   document.addEventListener("drop", (e) => intercept(e, e.dataTransfer && e.dataTransfer.files), true);
-  // A clip the browser cannot play (AVI, HEVC) is swapped for a playable preview by the server within seconds
-  // (service.video_preview, which says so under the player): the player's "not playable" alarm is moot.
-  new MutationObserver(() => {
-    for (const text of document.querySelectorAll('[data-testid="toast-text"]')) {
-      if (text.textContent.trim() === "Video not playable") {
-        const close = text.closest('[data-testid="toast-body"]')?.querySelector('[data-testid="toast-close"]');
-        if (close) close.click();
-      }
-    }
-  }).observe(document.documentElement, {childList: true, subtree: true});
 })();
 </script>
 """
@@ -145,7 +135,11 @@ def build_demo(concurrency: int = 2, max_queue: int = 32) -> gr.Blocks:
         with gr.Tab("Video", id="video-tab"):
             with gr.Row():
                 with gr.Column(scale=1, min_width=280) as video_controls:
-                    video_in = gr.Video(label="Video", sources=["upload"], elem_id="video-upload")
+                    # The upload field holds the original for the analysis; the player beside it is display-only and
+                    # gets a copy the browser can play (service.video_preview), so it never loads a clip it must
+                    # refuse (AVI, HEVC) and never raises Gradio's "Video not playable" alarm.
+                    video_in = service.raw_upload(gr.File(label="Video", file_types=["video"], elem_id="video-upload"))
+                    video_player = gr.Video(label="Preview", interactive=False, elem_id="video-player")
                     video_note = gr.HTML(elem_id="video-note")
                     frames = gr.Slider(1, PAGE_MAX_FRAMES, value=16, step=1,
                                        label=f"Frames sampled evenly over the clip (up to {PAGE_MAX_FRAMES} here, "
@@ -161,7 +155,6 @@ def build_demo(concurrency: int = 2, max_queue: int = 32) -> gr.Blocks:
                     with gr.Accordion("JSON report (what the API returns)", open=False):
                         video_json = gr.JSON(label="report")
             video_state = gr.State([])
-            video_kept = gr.State(None)  # an upload the player shows as a preview copy (see service.video_preview)
             video_outputs = [video_summary, timeline, *video_views, video_json, video_state]
             with video_controls:
                 gr.Examples([[str(examples[2])]], inputs=[video_in], fn=service.analyse_video_example,
@@ -176,10 +169,10 @@ def build_demo(concurrency: int = 2, max_queue: int = 32) -> gr.Blocks:
         image_go.click(service.empty_image_outputs, None, image_outputs, api_name=False, queue=False).then(
             service.analyse_image, [image_in, whole, image_cam], image_outputs, api_name="detect_image")
         video_go.click(service.empty_video_outputs, None, video_outputs, api_name=False, queue=False).then(
-            service.analyse_video, [video_in, frames, rule, video_cam, video_kept], video_outputs, api_name="detect_video")
+            service.analyse_video, [video_in, frames, rule, video_cam], video_outputs, api_name="detect_video")
         probe_go.click(service.robustness_probe, [image_in, whole], [probe_summary, probe_table], api_name="robustness_probe")
-        video_in.upload(service.video_preview, video_in, [video_in, video_kept, video_note], api_name=False)
-        video_in.clear(lambda: (None, ""), None, [video_kept, video_note], api_name=False, queue=False)
+        # change, not upload: an example chosen from the gallery is shown in the player too, and a cleared field empties it.
+        video_in.change(service.video_preview, video_in, [video_player, video_note], api_name=False)
         for source, views, state, cam in ((image_in, image_views, image_state, image_cam), (video_in, video_views, video_state, video_cam)):
             gallery, selector, *detail = views
             selector.change(service.select_face, [state, selector, cam], detail, api_name=False)

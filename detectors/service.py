@@ -31,12 +31,13 @@ TABLE_HEADERS = ["detector", "P(fake)", "verdict", "fake at or above", "real bel
 PROBE_HEADERS = ["change", "detector", "P(fake) before", "after", "verdict before", "after", "flipped"]
 
 
-def raw_upload(component: gr.Image) -> gr.Image:
-    """Make an image input hand the uploaded file to our own decoder untouched.
+def raw_upload(component: gr.Image | gr.File) -> gr.Image | gr.File:
+    """Make an upload field hand the uploaded file to our own decoders untouched.
 
-    The stock component decodes the upload with PIL before any handler runs, so a corrupt file or a
+    The stock image component decodes the upload with PIL before any handler runs, so a corrupt file or a
     decompression bomb failed with PIL's words; :class:`detectors.media.Picture` checks limits first and
-    says what is wrong. Overridden on the instance rather than in a subclass: Gradio writes a ``.pyi`` stub
+    says what is wrong. The stock file component refuses a file by its extension; ours decide by content
+    (a picture on the Video tab is told to go to the Image tab). Overridden on the instance rather than in a subclass: Gradio writes a ``.pyi`` stub
     next to the source of every component subclass, and the app must not write into its own folder.
     """
     component.preprocess = lambda payload: None if payload is None else payload.path
@@ -281,31 +282,32 @@ PREVIEW_SECONDS = 30
 
 @event_handler
 def video_preview(path: str | None):
-    """On upload: (what the player shows, the upload kept for the analysis, a note). A clip the browser cannot
-    play (AVI, HEVC, MPEG-4 Part 2 ...) is shown as an H.264 copy of its first seconds; the analysis still
-    reads the file as uploaded (see :func:`analyse_video`'s ``kept``)."""
+    """For a newly chosen video: (what the player shows, a note under it).
+
+    The player is a separate, display-only component and only ever gets a file the browser can play: the upload
+    itself, or for a clip browsers cannot play (AVI, HEVC, MPEG-4 Part 2 ...) an H.264 copy of its first seconds.
+    So the player never loads a file it must refuse, and never raises its "Video not playable" alarm. The analysis
+    reads the upload field, which always holds the original."""
     try:
-        if not path or detect_kind(path, DEFAULT_LIMITS) != "video" or browser_playable(path, DEFAULT_LIMITS):
-            return gr.update(), None, ""
+        if not path or detect_kind(path, DEFAULT_LIMITS) != "video":
+            return None, ""
+        if browser_playable(path, DEFAULT_LIMITS):
+            return path, ""
         codec = probe_video(path, DEFAULT_LIMITS).codec.upper()
         preview = browser_preview(path, Path(path).with_name(f"{Path(path).stem}.preview.mp4"), PREVIEW_SECONDS)
     except InputError:
-        return gr.update(), None, ""  # Analyse says what is wrong with the file
+        return None, ""  # Analyse says what is wrong with the file
     note = views.notice_html("Preview", f"Browsers cannot play this file ({codec}, {Path(path).suffix.lstrip('.').upper() or 'no extension'}), "
                              f"so the player shows an H.264 copy of its first {PREVIEW_SECONDS} s. The analysis reads your original file.")
-    return str(preview), {"preview": preview.name, "original": path}, note
+    return str(preview), note
 
 
 @registry.gpu_entry
 @event_handler
-def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", with_cam: bool = False,
-                  kept: dict | None = None, progress=gr.Progress()):
+def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", with_cam: bool = False, progress=gr.Progress()):
     """(summary, timeline, gallery, face selector, table, FFT, profile, error map, Grad-CAM, JSON report, state).
 
-    ``kept``: the page's record of an upload shown as a preview copy (:func:`video_preview`); when the player
-    holds that copy, the original upload is analysed instead."""
-    if kept and path and Path(path).name == kept.get("preview"):
-        path = kept["original"]
+    ``path`` is the upload as it came (the page's upload field, never the player's preview copy)."""
     if rule not in AGGREGATION_RULES:
         raise gr.Error(f"Unknown aggregation rule {rule!r}; choose one of: {', '.join(AGGREGATION_RULES)}.")
     try:
@@ -358,7 +360,7 @@ def analyse_image_example(path: str):
 
 
 def analyse_video_example(path: str):
-    outputs = analyse_video(path, 16, "mean", False, None, progress=lambda *a, **k: None)
+    outputs = analyse_video(path, 16, "mean", False, progress=lambda *a, **k: None)
     return tuple(outputs[i] for i in VIDEO_EXAMPLE_OUTPUTS)
 
 

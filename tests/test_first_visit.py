@@ -98,20 +98,17 @@ def test_the_probe_says_nothing_was_probed_without_a_face(odd):
 
 
 @pytest.mark.parametrize("name", ["clip_mpeg4.avi", "clip_hevc.mp4"])
-def test_a_clip_browsers_cannot_play_gets_a_playable_preview_and_the_original_is_analysed(odd, tmp_path, name, monkeypatch):
+def test_the_player_only_ever_gets_a_clip_browsers_can_play(odd, tmp_path, name):
     original = tmp_path / name
     original.write_bytes(odd[name].path.read_bytes())
     assert not browser_playable(original)
-    shown, kept, note = service.video_preview(str(original))
-    assert browser_playable(shown) and probe_video(shown).codec == "h264" and "original" in note
-    assert kept == {"preview": Path(shown).name, "original": str(original)}
-    read = []
-    monkeypatch.setattr(service, "sample_frames", lambda path, *a, **k: read.append(Path(path).name) or sample_frames(path, *a, **k))
-    *_, report, _ = service.analyse_video(shown, 4, "mean", False, kept, **NO_PROGRESS)
-    assert read == [name] and report["faces"]["count"] == 1  # the upload, not the preview copy
-    # a playable clip is shown as it is
+    shown, note = service.video_preview(str(original))
+    assert browser_playable(shown) and probe_video(shown).codec == "h264" and Path(shown) != original and "original" in note
+    # a playable clip is shown as it is; anything else leaves the player empty (Analyse says what is wrong)
     playable = write_video(tmp_path / "fine.mp4", frames=6, size=(64, 64), codec="libx264")
-    assert service.video_preview(str(playable))[1:] == (None, "")
+    assert service.video_preview(str(playable)) == (str(playable), "")
+    assert service.video_preview(str(odd["picture_on_the_video_tab.png"].path)) == (None, "")
+    assert service.video_preview(None) == (None, "")
 
 
 def test_the_verdict_table_shows_each_detectors_band(odd):
