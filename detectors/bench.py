@@ -125,7 +125,7 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
     from .media import Picture, load_image, sample_frames
     from .pipeline import Analyzer, detector_workers
     from .preprocess import CROP_SIZE
-    from .spectrum import load_reference_band, log_spectrum, radial_profile
+    from .spectrum import face_side, load_reference_bands, log_spectrum, radial_profile
 
     loaded = registry.load_all(device=device)
     workers = workers or detector_workers(loaded.detectors)
@@ -152,7 +152,8 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
     resynthesis = next((d for d in analyzer.detectors if d.config.architecture == "resynthesis"), None)
     if resynthesis is not None:
         timings.append(measure("error map: re-synthesis |SR(x/4) - x|", sync(lambda: explain.reconstruction_error(resynthesis, [crop.image])), repeats))
-    spectrum, band = log_spectrum(crop.image), load_reference_band()
+    bands = load_reference_bands()
+    spectrum, band = log_spectrum(crop.image), bands.for_face(face_side(crop)) if bands else None
     error = explain.reconstruction_error(resynthesis, [crop.image])[0] if resynthesis is not None else None
 
     def plots():

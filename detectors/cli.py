@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import random
 import sys
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -128,35 +127,38 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def cmd_reference_band(args: argparse.Namespace) -> int:
     from .faces import FaceCropper
-    from .media import InputError, load_image
-    from .pipeline import CROP_SIZE
-    from .spectrum import REFERENCE_PATH, ReferenceBand
+    from .spectrum import (BAND_SOURCES, REFERENCE_PATH, ReferenceBands, above_the_band, band_files, face_side,
+                           log_spectrum, radial_profile, real_faces)
 
-    files = sorted(p for p in Path(args.data).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        print(f"reference-band: no images under {args.data}", file=sys.stderr)
+    sources = args.sources or list(BAND_SOURCES)
+    try:
+        built = {name: band_files(args.data, name, "build", args.seed) for name in sources}
+        checked = {name: band_files(args.data, name, "check", args.seed) for name in sources}
+    except (FileNotFoundError, StopIteration):
+        print(f"reference-band: {args.data} lacks one of the sources {', '.join(sources)}", file=sys.stderr)
         return EXIT_UNREADABLE_INPUT
-    random.Random(args.seed).shuffle(files)
     cropper = FaceCropper()
 
-    def crops():
-        progress = tqdm(total=args.count, desc="real faces", unit="face", file=sys.stderr)
-        for path in files:
-            if progress.n >= args.count:
-                break
-            try:
-                image = load_image(path)
-            except InputError:
-                continue
-            faces = cropper.detect(image)
-            if faces:
-                progress.update()
-                yield cropper.crop(image, faces[0], CROP_SIZE).image
-        progress.close()
+    def faces():
+        for name, files in built.items():
+            for crop in tqdm(real_faces(files, cropper, args.count), total=args.count, desc=name, unit="face", file=sys.stderr):
+                yield name, crop.image, face_side(crop)
 
-    band = ReferenceBand.from_crops(crops(), source=f"{Path(args.data).name}: {args.count} random real faces (seed {args.seed})")
-    band.save(Path(args.out) if args.out else REFERENCE_PATH)
-    print(f"reference band from {band.count} faces written to {args.out or REFERENCE_PATH}", file=sys.stderr)
+    built_from = (f"up to {args.count} faces per source from its train and validation files (the split of "
+                  f"detectors/training/sources.csv; web-faces, not in that table: the half of its files a seeded hash "
+                  f"of the file name puts on the build side), most confident face per picture, cut by the app's cropper; "
+                  f"file order seed {args.seed}")
+    bands = ReferenceBands.from_faces(faces(), built_from)
+    bands.save(Path(args.out) if args.out else REFERENCE_PATH)
+    for band in bands.bands:
+        print(f"{band.size_label}: {band.count} faces ({band.sources_label})", file=sys.stderr)
+    print(f"reference bands from {bands.count} faces written to {args.out or REFERENCE_PATH}", file=sys.stderr)
+    if args.check:
+        print(f"held-out real faces above their band's 95 % edge over most of the upper half ({args.check} per source):", file=sys.stderr)
+        for name, files in checked.items():
+            above = [above_the_band(radial_profile(log_spectrum(crop.image))[1], bands.for_face(face_side(crop)))
+                     for crop in real_faces(files, cropper, args.check)]
+            print(f"  {name}: {sum(above)} of {len(above)} ({sum(above) / max(1, len(above)):.0%})", file=sys.stderr)
     return EXIT_OK
 
 
@@ -343,10 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--workers", type=int, default=2, help="with --engine ray: worker processes, each with its own detectors (default 2)")
     scan.set_defaults(run=cmd_scan)
 
-    band = commands.add_parser("reference-band", help="compute the real-face spectrum band shipped in assets/")
-    band.add_argument("--data", default="../shared/data/real/celeba", help="folder of real face images")
-    band.add_argument("--count", type=int, default=2000, help="number of faces to use")
-    band.add_argument("--seed", type=int, default=0)
+    band = commands.add_parser("reference-band", help="compute the real-face spectrum bands shipped in assets/")
+    band.add_argument("--data", default="../shared/data", help="the shared data folder (default ../shared/data)")
+    band.add_argument("--sources", nargs="+", help="real sources to build from (default: all of spectrum.BAND_SOURCES)")
+    band.add_argument("--count", type=int, default=300, help="faces per source (default 300)")
+    band.add_argument("--check", type=int, default=60, help="held-out (test) faces per source to check the bands on (default 60; 0: none)")
+    band.add_argument("--seed", type=int, default=0, help="order in which files are drawn")
     band.add_argument("--out", help="output JSON (default assets/spectrum_reference.json)")
     band.set_defaults(run=cmd_reference_band)
     train = commands.add_parser("train", help="train a detector on ../shared/data (face cache built on first use)")

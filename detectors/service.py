@@ -21,7 +21,7 @@ from . import explain, registry, views
 from .media import DEFAULT_LIMITS, InputError, Picture, browser_playable, browser_preview, detect_kind, probe_video, sample_frames
 from .pipeline import AGGREGATION_RULES, Analyzer, FaceResult, ImageReport, detector_workers
 from .robustness import probe
-from .spectrum import load_reference_band, log_spectrum
+from .spectrum import face_side, load_reference_bands, log_spectrum
 
 log = logging.getLogger(__name__)
 FAILURE_MESSAGE = ("The analysis failed on our side, not because of your file's content. Try again; if it fails again, "
@@ -133,8 +133,8 @@ def agreement(face: FaceResult) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=1)
-def reference_band():
-    return load_reference_band()
+def reference_bands():
+    return load_reference_bands()
 
 
 @dataclass(eq=False)
@@ -145,6 +145,7 @@ class FaceView:
     crop: np.ndarray
     spectrum: np.ndarray
     rows: list[list]
+    face_side: int  # the face square's side in picture pixels: picks the real faces' band of its size
     error: explain.ErrorMap | None = None
     record: dict = field(default_factory=dict)
 
@@ -162,7 +163,7 @@ def _face_views(report: ImageReport, prefix: str = "") -> list[FaceView]:
         if face.ensemble is not None:
             what += f": {face.verdict} ({face.ensemble:.0%})"
         error = errors[i] if errors else None
-        out.append(FaceView(f"{prefix}{what}", face.crop.image, log_spectrum(face.crop.image), verdict_rows(face), error,
+        out.append(FaceView(f"{prefix}{what}", face.crop.image, log_spectrum(face.crop.image), verdict_rows(face), face_side(face.crop), error,
                             {**face.to_dict(), **({"reconstruction_error": error.summary()} if error else {})}))
     return out
 
@@ -201,10 +202,11 @@ def figures(face_views: list[FaceView], index: int, with_cam: bool = False):
     short = face.label.split(":")[0]
     error = views.error_map_figure(face.crop, face.error.error, face.error.summary(), f"Re-synthesis error, {short}") if face.error else None
     cams = cam_images(face.crop) if with_cam else []
+    bands = reference_bands()
     return (
         face.rows,
         views.spectrum_heatmap(face.spectrum, title=f"2D FFT, {short}"),
-        views.radial_profile_plot(face.spectrum, reference_band(), title=f"Radial profile, {short}"),
+        views.radial_profile_plot(face.spectrum, bands.for_face(face.face_side) if bands else None, title=f"Radial profile, {short}"),
         error,
         cams,
     )

@@ -34,7 +34,8 @@ def spectrum_heatmap(spectrum: np.ndarray, title: str = "2D FFT log-magnitude") 
 def radial_profile_plot(
     spectrum: np.ndarray, reference: ReferenceBand | None, title: str = "Radial spectrum profile"
 ) -> go.Figure:
-    """This face's azimuthally averaged spectrum against the 5-95 % band and median of real faces."""
+    """This face's azimuthally averaged spectrum against the 5-95 % band and median of real faces whose face
+    squares are its size; the legend says which size and which sources (with their face counts)."""
     frequency, profile = radial_profile(spectrum)
     figure = go.Figure()
     if reference is not None and len(reference.frequency) == len(frequency):
@@ -47,7 +48,7 @@ def radial_profile_plot(
                 line=dict(width=0),
                 fill="tonexty",
                 fillcolor="rgba(46, 139, 87, 0.25)",
-                name=f"real faces 5-95 % (n={reference.count})",
+                name=f"real faces 5-95 %, {reference.size_label} (n={reference.count})<br>{reference.sources_label}",
             )
         )
         figure.add_trace(go.Scatter(x=reference.frequency, y=reference.median, mode="lines", line=dict(color="seagreen", dash="dash"), name="real faces median"))
@@ -56,7 +57,7 @@ def radial_profile_plot(
         title=title,
         xaxis_title="spatial frequency (cycles/px)",
         yaxis_title="mean log |F|",
-        legend=dict(x=0.99, xanchor="right", y=0.99, yanchor="top", bgcolor="rgba(255,255,255,0.7)"),
+        legend=dict(x=0.99, xanchor="right", y=0.99, yanchor="top", bgcolor="rgba(255,255,255,0.7)", font=dict(size=10)),
         **_LAYOUT,
     )
     return figure
