@@ -21,6 +21,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .media import DEFAULT_LIMITS
 from .metadata import FileMetadata, read_metadata
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,8 @@ def _apply_metadata(record: Provenance, found: FileMetadata) -> None:
     term = _short_term(found.digital_source_type)
     if term:
         record.kind, record.source_type, record.declares = "xmp", term, _declaration(term)
-        record.generator = found.creator_tool or found.software or found.camera
+        tools = (found.camera, found.creator_tool, found.software) if record.declares == "captured" else (found.creator_tool, found.software, found.camera)
+        record.generator = next((tool for tool in tools if tool), None)
     elif found.front_end:
         record.kind, record.declares, record.generator = found.front_end_source, "generated", found.front_end
     elif record.kind is None and found.any():
@@ -275,11 +277,13 @@ def _statement(record: Provenance) -> str:
     return f"{claim}{with_what} ({basis})."
 
 
-def read(path: str | os.PathLike) -> Provenance:
+def read(path: str | os.PathLike, max_bytes: int = DEFAULT_LIMITS.max_file_bytes) -> Provenance:
     """Everything the file declares about its origin; never raises for the file's content."""
     path = Path(path)
     record = Provenance()
     try:
+        if path.stat().st_size > max_bytes:  # the upload limit: c2pa would hash all of it
+            raise OSError(f"the file is over the {max_bytes >> 20} MB limit")
         with open(path, "rb") as stream:
             head = stream.read(16)
             found = read_metadata(stream, head)
@@ -308,3 +312,43 @@ def read(path: str | os.PathLike) -> Provenance:
     record.found = record.kind is not None
     record.statement = _statement(record)
     return record
+
+
+def report(path: str | os.PathLike) -> dict:
+    """``read(path).to_dict()`` for the records; a bug of ours becomes a note, never a failed analysis."""
+    try:
+        return read(path).to_dict()
+    except Exception as error:
+        log.exception("provenance of %s failed", Path(path).name.encode("utf-8", "backslashreplace").decode())
+        return Provenance(statement=NOTHING_FOUND, notes=[f"Provenance could not be read ({type(error).__name__}); please report it"]).to_dict()
+
+
+# -- what scan filters and counts by ------------------------------------------------------------------------
+BROKEN = ("mismatch", "invalid", "unreadable")
+FILTERS = {
+    "found": lambda p: p["found"],
+    "none": lambda p: not p["found"],
+    "generated": lambda p: p["declares"] == "generated",
+    "composite": lambda p: p["declares"] == "composite",
+    "enhanced": lambda p: p["declares"] == "enhanced",
+    "captured": lambda p: p["declares"] == "captured",
+    "signed": lambda p: p["c2pa"] is not None and p["validation"] in ("valid", "trusted"),
+    "broken": lambda p: p["validation"] in BROKEN,
+}
+
+
+def matches(provenance: dict | None, what: str) -> bool:
+    """Whether a record's ``provenance`` is of the kind ``what`` (a key of FILTERS)."""
+    return provenance is not None and FILTERS[what](provenance)
+
+
+def tally(counts: dict[str, int], provenance: dict | None) -> None:
+    """Add one record's ``provenance`` to ``counts`` (one count per filter it matches, and the total)."""
+    counts["files"] = counts.get("files", 0) + 1
+    for what in FILTERS:
+        counts[what] = counts.get(what, 0) + matches(provenance, what)
+
+
+def summary(counts: dict[str, int]) -> str:
+    """One line of :func:`tally`'s counts, for ``scan --provenance-summary``."""
+    return f"provenance of {counts.get('files', 0)} files: " + ", ".join(f"{what} {counts.get(what, 0)}" for what in FILTERS)
