@@ -237,8 +237,8 @@ def _png_text(kind: bytes, data: bytes, found: FileMetadata) -> None:
     except zlib.error:
         found.notes.append(f"PNG text chunk \u201c{key}\u201d is corrupt: not read")
         return
-    if value is None:
-        return
+    if value is None:  # over the size limit: the key alone still names the front-end that wrote it
+        value = "(not read: over the size limit)"
     if key == "XML:com.adobe.xmp":
         _xmp(value.encode("utf-8"), found)
     elif key in _TEXT_KEYS and len(found.text) < 32:

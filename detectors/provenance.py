@@ -244,7 +244,7 @@ _CLAIMS = {
 _BASES = {"xmp": "XMP metadata", "png-text": "PNG text chunks", "exif": "EXIF metadata"}
 UNSIGNED = "unsigned: anyone can write or remove it"
 NOTHING_FOUND = ("No provenance found: no Content Credentials and no generator or camera metadata. Most platforms strip "
-                 "metadata on upload, so its absence says nothing about the picture.")
+                 "metadata on upload, so its absence says nothing about the file.")
 
 
 def credentials_line(record: Provenance) -> str | None:

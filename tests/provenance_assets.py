@@ -191,7 +191,8 @@ def build_assets(folder: Path, picture: np.ndarray) -> list[Asset]:
             assets.append(Asset(copy.name, copy, None, None, None, "absence says nothing"))
 
     edited_picture = picture.copy()
-    edited_picture[: picture.shape[0] // 4] = 255 - edited_picture[: picture.shape[0] // 4]  # a band made different after signing
+    band = slice(picture.shape[0] * 3 // 4, None)  # the bottom quarter (faces stay findable), changed after signing
+    edited_picture[band] = 255 - edited_picture[band]
     for fmt, mime, suffix, options in (("JPEG", "image/jpeg", "jpg", {"quality": 90}), ("PNG", "image/png", "png", {})):
         signed = sign(encoded(picture, fmt, **options), mime, credentials)
         add(f"signed_generated.{suffix}", signed, "c2pa", "generated", "valid",
