@@ -134,7 +134,7 @@ def _provenance_cases(folder: Path, face: np.ndarray, add) -> None:
         faces=1, provenance="over the 1 MB limit: not read")
     inflating = png_chunk(b"zTXt", b"workflow\x00\x00" + zlib.compress(b"{}" * 2_000_000, 9))  # 4 MB from a few kB
     add("PNG text chunk inflating past the limit", _write(folder / "text_inflating.png", with_png_chunk(plain_png, inflating)), None,
-        "cannot read the image|too large", content="image", provenance="inflates to over 1 MB: not read")
+        "cannot read the image|neither a supported image nor a video", provenance="inflates to over 1 MB: not read")
 
 
 def _write(path: Path, data: bytes) -> Path:
