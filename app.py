@@ -120,6 +120,7 @@ def build_demo(concurrency: int = 2, max_queue: int = 32) -> gr.Blocks:
                     probe_go = gr.Button("Robustness probe (JPEG 75, half size)", elem_id="image-probe")
                 with gr.Column(scale=2):
                     image_summary = gr.HTML(elem_id="image-summary")
+                    image_provenance = gr.HTML(elem_id="image-provenance")
                     image_views = face_views_block("image")
                     probe_summary = gr.HTML()
                     probe_table = gr.Dataframe(headers=service.PROBE_HEADERS, label="Robustness probe", interactive=False, visible=False,
@@ -150,6 +151,7 @@ def build_demo(concurrency: int = 2, max_queue: int = 32) -> gr.Blocks:
                     video_go = gr.Button("Analyse", variant="primary", elem_id="video-analyse")
                 with gr.Column(scale=2):
                     video_summary = gr.HTML(elem_id="video-summary")
+                    video_provenance = gr.HTML(elem_id="video-provenance")
                     timeline = gr.Plot(label="Timeline: P(fake) per sampled frame")
                     video_views = face_views_block("video")
                     with gr.Accordion("JSON report (what the API returns)", open=False):
@@ -179,6 +181,9 @@ def build_demo(concurrency: int = 2, max_queue: int = 32) -> gr.Blocks:
             cam.change(service.select_face, [state, selector, cam], detail, api_name=False)
             # Another file: the previous one's faces can no longer be chosen (the example gallery fills the rest).
             source.change(service.forget_faces, None, [selector, state], api_name=False, queue=False)
+        # Provenance is read as soon as a file is chosen, apart from the analysis: it shows even when the pixels fail.
+        image_in.change(service.provenance_panel, image_in, image_provenance, api_name=False)
+        video_in.change(service.provenance_panel, [video_in, video_kept], video_provenance, api_name=False)
     demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
     return demo
 

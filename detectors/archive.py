@@ -100,7 +100,7 @@ def parquet_schema():
                        ("scores", scores), ("ensemble", pa.float64()), ("verdict", pa.string())])
     return pa.schema([("path", pa.string()), ("kind", pa.string()), ("error", pa.string()), ("faces", pa.int32()),
                       ("boxes", pa.list_(box)), ("scores", scores), ("ensemble", pa.float64()), ("verdict", pa.string()),
-                      ("aggregation", pa.string()), ("frames", pa.list_(frame))])
+                      ("aggregation", pa.string()), ("frames", pa.list_(frame)), ("provenance", pa.string())])
 
 
 def _row(record: dict) -> dict:
@@ -116,6 +116,7 @@ def _row(record: dict) -> dict:
         "boxes": boxes(record["faces"]["boxes"]), "scores": pairs(record["scores"]), "ensemble": record["ensemble"],
         "verdict": record["verdict"], "aggregation": record.get("aggregation"),
         "frames": [{**frame, "boxes": boxes(frame["boxes"]), "scores": pairs(frame["scores"])} for frame in record.get("frames", [])],
+        "provenance": json.dumps(record.get("provenance"), ensure_ascii=False),  # nested and open-ended: kept as JSON text
     }
 
 

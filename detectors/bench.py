@@ -170,6 +170,7 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
     photo = large_photo(folder / "photo_12mp.jpg")
     timings.append(measure("12-megapixel photo end to end (decode, detect, crop, 4 detectors, ensemble; no plots)",
                            sync(lambda: analyzer.analyze_picture(Picture(photo))), repeats))
+    timings += provenance_timings(photo, folder, repeats)
     timings.append(folder_scan(analyzer, portrait_files or portraits_folder(folder / "portraits", folder_count)))
 
     clip = bench_clip(folder / "clip.mp4", seconds=clip_seconds)
@@ -201,6 +202,38 @@ def large_photo(path: Path, size: tuple[int, int] = (4000, 3000), face_side: int
                  ((size[0] - face_side) // 2, (size[1] - face_side) // 2))
     canvas.save(path, quality=92)
     return path
+
+
+def provenance_timings(photo: Path, folder: Path, repeats: int) -> list[Timing]:
+    """What reading provenance adds to a 12-megapixel JPEG: with a phone's EXIF and XMP, and (in a checkout,
+    where the tests' signing helpers are) signed with Content Credentials, whose hash covers the whole file."""
+    import struct
+
+    from . import provenance
+
+    def segment(payload: bytes) -> bytes:
+        return b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.update({0x010F: "Bench", 0x0110: "Bench Phone 12", 0x0131: "Bench Camera 1.0"})
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"/>'
+           b'</rdf:RDF></x:xmpmeta>')
+    data = photo.read_bytes()
+    tagged = folder / "photo_12mp_metadata.jpg"
+    tagged.write_bytes(data[:2] + segment(b"Exif\x00\x00" + exif.tobytes()) + segment(b"http://ns.adobe.com/xap/1.0/\x00" + xmp) + data[2:])
+    timings = [measure("provenance: 12-megapixel JPEG with EXIF and XMP", lambda: provenance.read(tagged), repeats)]
+    try:
+        from tests.provenance_assets import make_credentials, sign
+    except ImportError:  # an installed copy without the tests: the unsigned figure only
+        return timings
+    signed = folder / "photo_12mp_signed.jpg"
+    signed.write_bytes(sign(data, "image/jpeg", make_credentials()))
+    timings.append(measure("provenance: 12-megapixel JPEG with Content Credentials (signature and whole-file hash checked)",
+                           lambda: provenance.read(signed), repeats))
+    return timings
 
 
 def portraits_folder(folder: Path, count: int) -> list[Path]:

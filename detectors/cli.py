@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 
 from tqdm import tqdm
 
+from . import provenance
 from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 EXIT_OK, EXIT_UNREADABLE_INPUT, EXIT_MISSING_EXTRA = 0, 2, 3
@@ -40,7 +41,8 @@ def _csv_rows(records: Sequence[dict]) -> str:
     detector_names = sorted({name for record in records for name in record["scores"]})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["path", "kind", "error", "faces", "verdict", "ensemble", *(f"score_{n}" for n in detector_names), "boxes", "frames"])
+    writer.writerow(["path", "kind", "error", "faces", "verdict", "ensemble", *(f"score_{n}" for n in detector_names), "boxes", "frames",
+                     *PROVENANCE_COLUMNS])
     for r in records:
         writer.writerow(
             [
@@ -53,9 +55,20 @@ def _csv_rows(records: Sequence[dict]) -> str:
                 *("" if r["scores"].get(n) is None else f"{r['scores'][n]:.4f}" for n in detector_names),
                 json.dumps(r["faces"]["boxes"]),
                 json.dumps(r.get("frames", [])),
+                *_provenance_cells(r.get("provenance")),
             ]
         )
     return buffer.getvalue()
+
+
+PROVENANCE_COLUMNS = ("provenance_kind", "provenance_declares", "provenance_generator", "provenance_signer", "provenance_validation")
+
+
+def _provenance_cells(found: dict | None) -> list[str]:
+    if not found:
+        return [""] * len(PROVENANCE_COLUMNS)
+    signer = (found.get("signer") or {}).get("subject")
+    return [found.get(key) or "" for key in ("kind", "declares", "generator")] + [signer or "", found.get("validation") or ""]
 
 
 def _local_records(inputs: Sequence[Path], args: argparse.Namespace) -> Iterable[dict]:
@@ -104,10 +117,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
             return EXIT_MISSING_EXTRA
     else:
         out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
-    kept, failed = [], 0
+    kept, failed, counts = [], 0, {}
     try:
         for record in records:
             failed += record["error"] is not None
+            provenance.tally(counts, record.get("provenance"))
+            if args.provenance and not provenance.matches(record.get("provenance"), args.provenance):
+                continue
             if form == "jsonl":
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
                 out.flush()
@@ -122,6 +138,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
             out.close()
     if failed:
         print(f"scan: {failed} of {len(inputs)} inputs could not be read (see their 'error' field)", file=sys.stderr)
+    if args.provenance_summary:
+        print(f"scan: {provenance.summary(counts)}", file=sys.stderr)
     return EXIT_UNREADABLE_INPUT if failed else EXIT_OK
 
 
@@ -343,6 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="local (default): this process; ray: Ray Data workers, on this machine or a cluster (see README)")
     scan.add_argument("--address", help="with --engine ray: the Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
     scan.add_argument("--workers", type=int, default=2, help="with --engine ray: worker processes, each with its own detectors (default 2)")
+    scan.add_argument("--provenance", choices=list(provenance.FILTERS),
+                      help="write only the records whose file declares this about its origin (see README: Provenance)")
+    scan.add_argument("--provenance-summary", action="store_true",
+                      help="after the scan, count the files by what they declare (on standard error)")
     scan.set_defaults(run=cmd_scan)
 
     band = commands.add_parser("reference-band", help="compute the real-face spectrum bands shipped in assets/")

@@ -99,7 +99,7 @@ def _open_image(path: Path, limits: Limits) -> Image.Image:
         ) from None
     except UnidentifiedImageError:
         raise InputError(f"{path.name}: not a recognised image format") from None
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: PIL's own limits, e.g. a PNG text chunk inflating past 1 MB
         raise InputError(f"{path.name}: cannot read the image ({error})") from None
     width, height = image.size
     if width * height > limits.max_image_pixels:

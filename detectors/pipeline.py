@@ -20,6 +20,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from .calibration import capped_verdict
+from . import provenance
 from .faces import FaceCrop, FaceCropper, whole_image_crop
 from .media import DEFAULT_LIMITS, InputError, Limits, Picture, VideoFrame, detect_kind, printable, sample_frames
 from .preprocess import CROP_SIZE, SharedInput
@@ -111,6 +112,7 @@ class _Prepared:
     error: str | None = None
     units: list[list[FaceCrop]] = field(default_factory=list)  # the picture's faces, or each sampled frame's
     frames: list[VideoFrame] = field(default_factory=list)
+    provenance: dict | None = None  # what the file declares about its origin (read even when its pixels fail)
 
 
 @dataclass(eq=False)
@@ -289,7 +291,7 @@ class Analyzer:
 
     def _prepare(self, path: Path, frames: int) -> "_Prepared":
         """Everything before the detectors: kind, decoding, face search and crops (any failure is the record's)."""
-        prepared = _Prepared(path)
+        prepared = _Prepared(path, provenance=provenance.report(path) if path.is_file() else None)
         try:
             prepared.kind = detect_kind(path, self.limits)
             if prepared.kind == "image":
@@ -313,7 +315,8 @@ class Analyzer:
         start = 0
         for item in chunk:
             record: dict = {"path": printable(str(item.path)), "kind": item.kind, "error": item.error,
-                            "faces": {"count": 0, "boxes": []}, "scores": {}, "ensemble": None, "verdict": None}
+                            "faces": {"count": 0, "boxes": []}, "scores": {}, "ensemble": None, "verdict": None,
+                            "provenance": item.provenance}
             reports = []
             for unit in item.units:
                 reports.append(ImageReport(flat[start : start + len(unit)]))

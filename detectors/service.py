@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from . import explain, registry, views
+from . import explain, provenance, registry, views
 from .media import DEFAULT_LIMITS, InputError, Picture, browser_playable, browser_preview, detect_kind, probe_video, sample_frames
 from .pipeline import AGGREGATION_RULES, Analyzer, FaceResult, ImageReport, detector_workers
 from .robustness import probe
@@ -244,6 +244,7 @@ def analyse_image(path: str | None, whole_image_if_no_face: bool = False, with_c
         raise gr.Error(str(error)) from None
     face_views = _face_views(report)
     record = {"kind": "image", "size": list(picture.size), **Analyzer.image_record(report)}
+    record["provenance"] = provenance.report(picture.path)
     record["faces"]["boxes"] = [view.record for view in face_views]
     if not face_views:
         summary = views.notice_html("No face found", "Tick <b>score the whole image</b> and analyse again to score the picture as a whole (results are labelled as such).")
@@ -330,6 +331,7 @@ def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", w
             tops.append((report.top.suspicion, len(face_views) + report.top_index))
         face_views += frame_views
     record = {"kind": "video", **analyzer().video_record(frames, reports, rule)}
+    record["provenance"] = provenance.report(path)
     with_face = sum(bool(r.faces) for r in reports)
     summary_face = analyzer().video_summary(reports, rule)
     index = max(tops, key=lambda top: top[0])[1] if tops else 0  # ties (repeated frames): the earliest
@@ -347,6 +349,15 @@ def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", w
     timeline = views.timeline_figure([f.timestamp for f in frames], series, names,
                                      threshold=getattr(ensemble, "threshold", None))
     return (summary, timeline, *_face_outputs(face_views, index, with_cam), record, face_views)
+
+
+@event_handler
+def provenance_panel(path: str | None, kept: dict | None = None) -> str:
+    """The Provenance panel for a chosen file, shown as soon as it is chosen and whether or not its pixels
+    decode (``kept``: the video tab's preview record, see :func:`video_preview`)."""
+    if kept and path and Path(path).name == kept.get("preview"):
+        path = kept["original"]
+    return views.provenance_html(provenance.report(path)) if path else ""
 
 
 # The examples gallery caches its results; Gradio 6 cannot cache a component *update* (the face selector's

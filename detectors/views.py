@@ -180,3 +180,64 @@ def notice_html(title: str, text: str, tone: str = "info") -> str:
     colour, background = _TONES[tone]
     return (f'<div class="notice" style="border-left:6px solid {colour};background:{background};padding:10px 14px;border-radius:8px">'
             f'<b style="color:{colour}">{escape(title)}</b><br>{text}</div>')
+
+
+# -- provenance panel (HTML) -------------------------------------------------------------------------------
+_PROVENANCE_TONES = {"generated": "fake", "composite": "fake", "enhanced": "uncertain", "captured": "real"}
+_PROVENANCE_WARNINGS = {
+    "mismatch": "Edited after signing: the file's content no longer matches its Content Credentials, so what they declare "
+                "held for an earlier version of the file, not necessarily for this one.",
+    "invalid": "The Content Credentials' signature is not valid: what they declare cannot be relied on.",
+    "unreadable": "The file carries Content Credentials that could not be read (malformed or truncated).",
+}
+
+
+def _provenance_details(p: dict) -> list[str]:
+    """One line per thing found, every value escaped (all of it comes from the uploaded file)."""
+    lines, c2pa, meta = [], p.get("c2pa"), p.get("metadata") or {}
+    if c2pa is not None:
+        signer = p.get("signer") or {}
+        lines.append(f"Signer: {escape(signer.get('subject') or 'not named')}; certificate issued by {escape(signer.get('issuer') or 'not named')}; "
+                     + (f"signed {escape(p['signed_at'])}" if p.get("signed_at") else "no trusted time stamp"))
+        lines.append(f"Claim generator: {escape(c2pa.get('claim_generator') or 'not named')}"
+                     + (f"; title \u201c{escape(c2pa['title'])}\u201d" if c2pa.get("title") else ""))
+        for action in c2pa.get("actions", [])[:10]:
+            extra = ", ".join(escape(v) for v in (action.get("digital_source_type"), action.get("software_agent")) if v)
+            lines.append(f"Action: {escape(action.get('action') or '?')}" + (f" ({extra})" if extra else ""))
+        for ingredient in c2pa.get("ingredients", [])[:10]:
+            lines.append(f"Ingredient: {escape(ingredient.get('title') or 'untitled')} ({escape(ingredient.get('relationship') or '?')}"
+                         + (", with its own Content Credentials)" if ingredient.get("has_credentials") else ")"))
+    if meta.get("digital_source_type"):
+        lines.append(f"XMP DigitalSourceType: {escape(meta['digital_source_type'])}")
+    exif = meta.get("exif") or {}
+    if exif:
+        lines.append("EXIF: " + "; ".join(f"{escape(k)} {escape(v)}" for k, v in exif.items()))
+    for key, value in list((meta.get("text") or {}).items())[:6]:
+        shown = value if len(value) <= 160 else value[:160] + "\u2026"
+        lines.append(f"Text \u201c{escape(key)}\u201d: <code>{escape(shown)}</code>")
+    return lines
+
+
+def provenance_html(p: dict | None) -> str:
+    """The Provenance panel: what the file declares leads, then who vouches for it, then the details found."""
+    if not p:
+        return ""
+    if not p.get("found") and not p.get("notes"):  # one line: absence says nothing
+        return (f'<div class="provenance" data-kind="none" data-declares="none" data-validation="none" style="opacity:0.85;padding:4px 2px">'
+                f'<b>Provenance:</b> {escape(p.get("statement") or "")}</div>')
+    tone = "warn" if p.get("validation") in _PROVENANCE_WARNINGS else _PROVENANCE_TONES.get(p.get("declares"), "info")
+    colour, background = _TONES[tone]
+    data = " ".join(f'data-{name}="{escape(str(p.get(name) or "none"))}"' for name in ("kind", "declares", "validation"))
+    parts = [f'<div class="provenance" {data} style="border-left:6px solid {colour};background:{background};padding:10px 14px;border-radius:8px">',
+             f'<b style="color:{colour}">Provenance</b> <span style="opacity:0.8">(what the file says about itself: '
+             f'a separate line of evidence, never part of P(fake))</span>',
+             f'<div class="provenance-statement" style="font-weight:600;margin:4px 0">{escape(p.get("statement") or "")}</div>']
+    warning = _PROVENANCE_WARNINGS.get(p.get("validation"))
+    if warning:
+        parts.append(f'<div class="provenance-warning" role="alert" style="color:{_TONES["warn"][0]}">\u26a0 {warning}</div>')
+    details = _provenance_details(p)
+    if details:
+        parts.append('<ul class="provenance-details" style="margin:4px 0 0 18px">' + "".join(f"<li>{line}</li>" for line in details) + "</ul>")
+    parts += [f'<div class="provenance-note" style="opacity:0.85">{escape(note)}</div>' for note in p.get("notes", [])]
+    parts.append("</div>")
+    return "".join(parts)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 from detectors.media import encode_video
 from tests.fixtures import astronaut, multi_face_picture, write_audio_only, write_png_bomb, write_video
+from tests.provenance_assets import encoded, make_credentials, png_chunk, sign, with_png_chunk
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Case:
     error: str | None = None  # regex the error message must match; None: a result is expected
     faces: int | None = None  # expected face count for results (None: any)
     content: str | None = None  # what the content is even when it cannot be used: the app's tabs redirect it
+    provenance: str | None = None  # regex the provenance statement and notes must match (None: not checked)
 
 
 def _save(image: np.ndarray | Image.Image, path: Path, **kwargs) -> Path:
@@ -43,8 +46,8 @@ def build_corpus(folder: Path) -> list[Case]:
     face = astronaut()
     cases: list[Case] = []
 
-    def add(name, path, kind, error=None, faces=None, content=None):
-        cases.append(Case(name, Path(path), kind, error, faces, content or kind))
+    def add(name, path, kind, error=None, faces=None, content=None, provenance=None):
+        cases.append(Case(name, Path(path), kind, error, faces, content or kind, provenance))
 
     zero = folder / "zero_byte.jpg"
     zero.write_bytes(b"")
@@ -95,4 +98,45 @@ def build_corpus(folder: Path) -> list[Case]:
     add("clip with 2 faces per frame", write_video(folder / "two_faces.mp4", frames=20, size=pair.shape[1::-1], codec="libx264", picture=pair), "video", faces=2)
     long_name = folder / ("a_very_long_file_name_" * 10 + "end.png")[:250]
     add("250-character file name", _save(face, long_name, format="PNG"), "image", faces=1)
+    _provenance_cases(folder, face, add)
     return cases
+
+
+def _app11_segments(jpeg: bytes) -> list[tuple[int, int]]:
+    """(offset, length) of the APP11 segments, where a JPEG carries its C2PA manifest store."""
+    position, found = 2, []
+    while jpeg[position + 1] != 0xDA:
+        length = 2 + int.from_bytes(jpeg[position + 2 : position + 4], "big")
+        if jpeg[position + 1] == 0xEB:
+            found.append((position, length))
+        position += length
+    return found
+
+
+def _provenance_cases(folder: Path, face: np.ndarray, add) -> None:
+    """Broken provenance: the pixels still decode (except where said), and the panel says what is wrong."""
+    signed = sign(encoded(face, "JPEG", quality=90), "image/jpeg", make_credentials())
+    segments = _app11_segments(signed)
+    assert len(segments) > 1, "the manifest store (with its thumbnail) spans several APP11 segments"
+    start, length = segments[0]
+    kept_first = signed[: start + length] + signed[sum(segments[-1]) :]  # the store's first part only
+    add("truncated C2PA manifest", _write(folder / "manifest_truncated.jpg", kept_first), "image", faces=1,
+        provenance="present but could not be read")
+    garbled = bytearray(signed)
+    garbled[start + 200 : start + 2200] = bytes(i * 7 & 0xFF for i in range(2000))  # inside the store, segment lengths kept
+    add("malformed C2PA manifest", _write(folder / "manifest_malformed.jpg", bytes(garbled)), "image", faces=1,
+        provenance="present but could not be read")
+    add("C2PA manifest, pixels cut off", _write(folder / "manifest_pixels_cut.jpg", signed[: len(signed) * 7 // 10]), None,
+        "truncated or corrupt", content="image", provenance="edited after signing")
+    plain_png = encoded(face, "PNG")
+    oversized = png_chunk(b"tEXt", b"parameters\x00" + b"Steps: 20, " * 200_000)  # 2.1 MB
+    add("PNG text chunk over the size limit", _write(folder / "text_oversized.png", with_png_chunk(plain_png, oversized)), "image",
+        faces=1, provenance="over the 1 MB limit: not read")
+    inflating = png_chunk(b"zTXt", b"workflow\x00\x00" + zlib.compress(b"{}" * 2_000_000, 9))  # 4 MB from a few kB
+    add("PNG text chunk inflating past the limit", _write(folder / "text_inflating.png", with_png_chunk(plain_png, inflating)), None,
+        "cannot read the image|neither a supported image nor a video", provenance="inflates to over 1 MB: not read")
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path

@@ -2,6 +2,7 @@
 every case either a correct result or a specific message. Plus a bounded fuzz of the decoders."""
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
@@ -33,6 +34,10 @@ def test_corpus_through_the_scan_cli(corpus, tmp_path, capsys):
     assert len(records) == len(corpus)
     for case, record in zip(corpus, records):
         assert record["path"] == printable(str(case.path))  # a non-UTF-8 name is spelled with \\xNN escapes
+        assert record["provenance"]["statement"], case.name  # read for every file, even one whose pixels fail
+        if case.provenance:
+            said = " ".join([record["provenance"]["statement"], *record["provenance"]["notes"]])
+            assert re.search(case.provenance, said), (case.name, said)
         if case.error:
             assert record["error"] and re.search(case.error, record["error"]), (case.name, record["error"])
             assert printable(case.path.name) in record["error"]  # the message names the file
@@ -52,6 +57,10 @@ def test_corpus_through_the_app(corpus):
     service.analyzer()  # loading and tracing the models once is not part of any case's time
     for case in corpus:
         started = time.monotonic()
+        panel = html.unescape(service.provenance_panel(str(case.path)))  # shown on choosing the file, whatever follows
+        assert 'class="provenance"' in panel, case.name
+        if case.provenance:
+            assert re.search(case.provenance, panel), (case.name, panel)
         if case.kind == "image":
             summary, gallery, *_, report, _ = service.analyse_image(str(case.path))
             assert report["faces"]["count"] == case.faces, case.name
