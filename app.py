@@ -183,7 +183,7 @@ def build_demo(concurrency: int = 2, max_queue: int = 32) -> gr.Blocks:
             source.change(service.forget_faces, None, [selector, state], api_name=False, queue=False)
         # Provenance is read as soon as a file is chosen, apart from the analysis: it shows even when the pixels fail.
         image_in.change(service.provenance_panel, image_in, image_provenance, api_name=False)
-        video_in.change(service.provenance_panel, [video_in, video_kept], video_provenance, api_name=False)
+        video_in.change(service.provenance_panel, video_in, video_provenance, api_name=False)
     demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
     return demo
 

@@ -95,12 +95,14 @@ def parquet_schema():
 
     scores = pa.map_(pa.string(), pa.float64())
     box = pa.struct([("box", pa.list_(pa.float64())), ("confidence", pa.float64()), ("landmarks", pa.list_(pa.list_(pa.float64()))),
-                     ("scores", scores), ("ensemble", pa.float64()), ("verdict", pa.string())])
+                     ("scores", scores), ("ensemble", pa.float64()), ("verdict", pa.string()), ("level", pa.string())])
     frame = pa.struct([("index", pa.int32()), ("timestamp", pa.float64()), ("faces", pa.int32()), ("boxes", pa.list_(box)),
-                       ("scores", scores), ("ensemble", pa.float64()), ("verdict", pa.string())])
+                       ("scores", scores), ("ensemble", pa.float64()), ("verdict", pa.string()), ("level", pa.string())])
+    meaning = pa.struct([("fake_share", pa.float64()), ("by_set", scores), ("faces", pa.int64())])
     return pa.schema([("path", pa.string()), ("kind", pa.string()), ("error", pa.string()), ("faces", pa.int32()),
                       ("boxes", pa.list_(box)), ("scores", scores), ("ensemble", pa.float64()), ("verdict", pa.string()),
-                      ("aggregation", pa.string()), ("frames", pa.list_(frame)), ("provenance", pa.string())])
+                      ("level", pa.string()), ("level_meaning", meaning), ("aggregation", pa.string()), ("frames", pa.list_(frame)),
+                      ("provenance", pa.string())])
 
 
 def _row(record: dict) -> dict:
@@ -114,7 +116,10 @@ def _row(record: dict) -> dict:
     return {
         "path": record["path"], "kind": record["kind"], "error": record["error"], "faces": record["faces"]["count"],
         "boxes": boxes(record["faces"]["boxes"]), "scores": pairs(record["scores"]), "ensemble": record["ensemble"],
-        "verdict": record["verdict"], "aggregation": record.get("aggregation"),
+        "verdict": record["verdict"], "level": record.get("level"),
+        "level_meaning": ({**record["level_meaning"], "by_set": pairs(record["level_meaning"].get("by_set", {}))}
+                          if record.get("level_meaning") else None),
+        "aggregation": record.get("aggregation"),
         "frames": [{**frame, "boxes": boxes(frame["boxes"]), "scores": pairs(frame["scores"])} for frame in record.get("frames", [])],
         "provenance": json.dumps(record.get("provenance"), ensure_ascii=False),  # nested and open-ended: kept as JSON text
     }
@@ -153,7 +158,7 @@ def read_parquet(path: str | os.PathLike) -> list[dict]:
     import pyarrow.parquet as pq
 
     def plain(value, key: str = ""):
-        if key == "scores":  # a map column arrives as (key, value) tuples
+        if key in ("scores", "by_set"):  # a map column arrives as (key, value) tuples
             return {k: v for k, v in value}
         if isinstance(value, list):
             return [plain(v) for v in value]

@@ -88,6 +88,45 @@ def model_latency(
     return timings
 
 
+TRAINING_MODES = {  # name -> (channels-last input and weights, bf16 autocast)
+    "fp32": (False, False),
+    "channels-last": (True, False),
+    "bf16 autocast": (False, True),
+    "bf16 autocast + channels-last": (True, True),
+}
+
+
+def training_steps(device: torch.device, variants: Sequence[str] = ("small",), batch: int = 32, repeats: int = 5) -> list[Timing]:
+    """One optimiser step (forward, loss, backward, AdamW) of every architecture under each of
+    :data:`TRAINING_MODES`, at batch ``batch`` and the variant's input size (random data: speed only). bf16
+    autocast gains only where the processor has bf16 arithmetic (AVX-512 BF16 / AMX on x86, a GPU)."""
+    import torch.nn.functional as F
+
+    timings = []
+    for name in models.names():
+        for variant in variants:
+            for mode, (channels_last, bf16) in TRAINING_MODES.items():
+                torch.manual_seed(0)
+                net = models.create(name, variant).to(device).train()
+                size = net.config.input_size
+                x = torch.randn(batch, 3, size, size, device=device)
+                if channels_last:
+                    net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+                y = (torch.arange(batch, device=device) % 2).float()
+                optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-4)
+
+                def step(net=net, x=x, y=y, optimizer=optimizer, bf16=bf16):
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                        loss = F.binary_cross_entropy_with_logits(net(x).float(), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+
+                timings.append(measure(f"train step: {name}/{variant} {size} px, batch {batch}, {mode}",
+                                       _synchronised(device, step), repeats=repeats, warmup=1))
+    return timings
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MB (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

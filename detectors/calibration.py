@@ -103,6 +103,9 @@ def fit_thresholds(labels: np.ndarray, probabilities: np.ndarray, target_precisi
 MAX_FALSE_ALARMS = 0.05  # share of any real source's validation faces that may be called fake
 MAX_MISSED = 0.10  # share of any fake family's validation faces that may be called real
 MIN_SOURCE_SIZE = 20  # smaller groups are too few to estimate a 5 % share from
+# A member's verdict (pooled rule): a source may exceed the pooled share up to this factor, no further (1.5:
+# measured against 2.0 and the worst-source rule on the test splits, see the README's "Choosing thresholds").
+SOURCE_SLACK = 1.5
 
 
 def threshold_above(scores: np.ndarray, share: float) -> float:
@@ -119,38 +122,241 @@ def threshold_below(scores: np.ndarray, share: float) -> float:
     return float(s[allowed]) if allowed < len(s) else float(s[-1])
 
 
+def _usable(groups: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Groups with at least :data:`MIN_SOURCE_SIZE` scores (every non-empty group when none has that many)."""
+    chosen = [np.asarray(s, dtype=np.float64) for s in groups.values() if len(s) >= MIN_SOURCE_SIZE]
+    return chosen or [np.asarray(s, dtype=np.float64) for s in groups.values() if len(s)]
+
+
+def _pooled_above(groups: list[np.ndarray], share: float) -> float:
+    """The lowest t at which the groups' mean share of scores >= t is at most ``share`` (each group counts alike,
+    however many scores it holds)."""
+    candidates = np.unique(np.concatenate(groups))
+    shares = np.mean([1.0 - np.searchsorted(np.sort(g), candidates, side="left") / len(g) for g in groups], axis=0)
+    fine = candidates[shares <= share]
+    return float(np.nextafter(candidates.max(), np.inf)) if not len(fine) else float(fine.min())
+
+
+def _pooled_below(groups: list[np.ndarray], share: float) -> float:
+    """The highest t at which the groups' mean share of scores < t is at most ``share``."""
+    candidates = np.unique(np.concatenate(groups))
+    shares = np.mean([np.searchsorted(np.sort(g), candidates, side="left") / len(g) for g in groups], axis=0)
+    fine = candidates[shares <= share]
+    return float(candidates.min()) if not len(fine) else float(fine.max())
+
+
 def fit_guarded_thresholds(reals: dict[str, np.ndarray], fakes: dict[str, np.ndarray],
-                           max_false_alarms: float = MAX_FALSE_ALARMS, max_missed: float = MAX_MISSED) -> Calibration:
+                           max_false_alarms: float = MAX_FALSE_ALARMS, max_missed: float = MAX_MISSED,
+                           rule: str = "worst") -> Calibration:
     """Thresholds that do not cry wolf, fitted on validation scores grouped by where they come from.
 
     ``reals``: real source -> scores of its faces; ``fakes``: fake family -> scores of its faces.
-    uncertain_high (= decision): the lowest threshold at which *every* real source has at most
-        ``max_false_alarms`` of its faces at or above it: "fake" is said only above it.
-    uncertain_low: the highest threshold at which *every* fake family has at most ``max_missed`` of its faces
-        below it: "real" is said only below it. Where the detector cannot separate the two, the band between
-        is wide and the verdict "uncertain"; never inverted (low <= high).
+
+    ``rule="worst"``: "fake" at or above the lowest threshold at which *every* real source has at most
+    ``max_false_alarms`` of its faces at or above it; "real" below the highest at which every fake family has at
+    most ``max_missed`` of its faces below it. One odd source decides: a member whose scores run high on one
+    real source never says "fake" anywhere (MD-CSD's edge sat at 0.998).
+
+    ``rule="pooled"``: the same shares over all sources together, each source counting alike, and no source
+    above :data:`SOURCE_SLACK` times the share: an odd source widens the band only as far as its own guard
+    needs, and the member still calls the fakes it is sure of fake. Used for the members' own verdicts; the
+    ensemble's "likely" levels keep the worst-source guard (:func:`fit_evidence_levels`).
+
+    Where the detector cannot separate the classes the band between is wide; never inverted (low <= high).
     Groups smaller than :data:`MIN_SOURCE_SIZE` are left out (unless every group is that small).
     """
-    def usable(groups: dict[str, np.ndarray]) -> list[np.ndarray]:
-        chosen = [np.asarray(s, dtype=np.float64) for s in groups.values() if len(s) >= MIN_SOURCE_SIZE]
-        return chosen or [np.asarray(s, dtype=np.float64) for s in groups.values() if len(s)]
-
-    real_groups, fake_groups = usable(reals), usable(fakes)
+    real_groups, fake_groups = _usable(reals), _usable(fakes)
     if not real_groups or not fake_groups:
         raise ValueError("calibration needs real and fake validation scores")
-    high = max(threshold_above(s, max_false_alarms) for s in real_groups)
-    low = min(min(threshold_below(s, max_missed) for s in fake_groups), high)
-    return Calibration(decision=high, uncertain_low=low, uncertain_high=high,
-                       method=f"fake at or above the threshold: <= {max_false_alarms:.0%} of every real source's validation "
-                              f"faces; real below the band's low edge: <= {max_missed:.0%} of every fake family's")
+    worst_high = max(threshold_above(s, max_false_alarms) for s in real_groups)
+    worst_low = min(threshold_below(s, max_missed) for s in fake_groups)
+    if rule == "worst":
+        high, low = worst_high, worst_low
+        method = (f"fake at or above the threshold: <= {max_false_alarms:.0%} of every real source's validation "
+                  f"faces; real below the band's low edge: <= {max_missed:.0%} of every fake family's")
+    elif rule == "pooled":
+        high = max(_pooled_above(real_groups, max_false_alarms),
+                   max(threshold_above(s, SOURCE_SLACK * max_false_alarms) for s in real_groups))
+        low = min(_pooled_below(fake_groups, max_missed),
+                  min(threshold_below(s, SOURCE_SLACK * max_missed) for s in fake_groups))
+        method = (f"fake at or above the threshold: <= {max_false_alarms:.0%} of the validation reals of all sources "
+                  f"together (each source alike) and <= {SOURCE_SLACK * max_false_alarms:.0%} of any one source's; real "
+                  f"below the low edge: <= {max_missed:.0%} of all fake families' faces together and "
+                  f"<= {SOURCE_SLACK * max_missed:.0%} of any one family's")
+    else:
+        raise ValueError(f"unknown threshold rule {rule!r}: worst or pooled")
+    return Calibration(decision=high, uncertain_low=min(low, high), uncertain_high=high, method=method)
 
 
-def capped_verdict(verdict: str, member_verdicts: list[str]) -> str:
-    """The ensemble's verdict, never more confident than its members: "fake" or "real" only when at least
-    half of the detectors that scored say so too; otherwise "uncertain"."""
-    if verdict in ("fake", "real") and member_verdicts and 2 * member_verdicts.count(verdict) < len(member_verdicts):
+# -- evidence levels ---------------------------------------------------------------------------------------
+LEVELS = ("likely fake", "leaning fake", "uncertain", "leaning real", "likely real")
+LEVEL_VERDICTS = {"likely fake": "fake", "leaning fake": "uncertain", "uncertain": "uncertain",
+                  "leaning real": "uncertain", "likely real": "real"}  # the three-way verdict kept beside the level
+# How the page names each held-out set (``training.heldout``) when it says what a level meant on it.
+SET_TITLES = {"gan": "StyleGAN", "faceswap": "DFDC swaps", "diffusion": "diffusion", "unseen diffusion": "unseen diffusion",
+              "unseen gan": "unseen StyleGAN2 (web)", "self-blended": "self-blended"}
+LEAN_PRECISION = 0.75
+CORROBORATION = 2  # detectors whose own verdict must be "fake" for "likely fake" (measured: README)  # a lean must have been right at least this often on validation, at even odds
+
+
+def level_verdict(level: str | None) -> str | None:
+    return None if level is None else LEVEL_VERDICTS.get(level, level)
+
+
+def _balanced_fake_share(sets: dict[str, tuple[np.ndarray, np.ndarray]], chosen) -> float:
+    """Share of fakes among the chosen faces when every set counts alike and each holds as many reals as fakes
+    (even odds): what a level means, independent of how many faces each validation set happens to hold.
+    ``chosen(scores) -> bool mask``. NaN when no face is chosen."""
+    fake = real = 0.0
+    for reals, fakes in sets.values():
+        fake += chosen(fakes).mean() if len(fakes) else 0.0
+        real += chosen(reals).mean() if len(reals) else 0.0
+    return fake / (fake + real) if fake + real > 0 else math.nan
+
+
+def _band_shares(sets, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
+    """For each band [lows[k], highs[k]): the even-odds share of fakes among the faces in it (NaN if empty)."""
+    fake = np.zeros(len(lows))
+    real = np.zeros(len(lows))
+    for reals, fakes in sets.values():
+        for scores, total in ((np.sort(fakes), fake), (np.sort(reals), real)):
+            if len(scores):
+                total += (np.searchsorted(scores, highs, "left") - np.searchsorted(scores, lows, "left")) / len(scores)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return fake / (fake + real)
+
+
+def _lean_edge(sets, side: str, likely: float, other_likely: float, target: float) -> float:
+    """fake side: the lowest t (above ``other_likely``) at which the faces in [t, ``likely``) were fake at least
+    ``target`` of the time (even odds); real side: the highest t at which those in [``likely``, t) were real that
+    often. NaN when no band reaches the target."""
+    scores = np.unique(np.concatenate([np.concatenate(pair) for pair in sets.values()]))
+    if side == "fake":
+        candidates = scores[(scores >= other_likely) & (scores < likely)]
+        shares = _band_shares(sets, candidates, np.full(len(candidates), likely))
+        fine = candidates[shares >= target]
+        return float(fine.min()) if len(fine) else math.nan
+    candidates = np.nextafter(scores[(scores >= likely) & (scores < other_likely)], np.inf)  # t just above a score
+    shares = _band_shares(sets, np.full(len(candidates), likely), candidates)
+    fine = candidates[1.0 - shares >= target]
+    return float(fine.max()) if len(fine) else math.nan
+
+
+@dataclass
+class EvidenceLevels:
+    """Five levels on the ensemble's probability of fake, each with what it meant on validation.
+
+    edges: ``likely_fake`` (at or above: likely fake), ``leaning_fake``, ``leaning_real`` (below: leaning real),
+        ``likely_real`` (below: likely real); likely_real <= leaning_real <= leaning_fake <= likely_fake. A level
+        whose two edges coincide is empty.
+    meaning: per level, on the validation sets: ``fake_share`` (share of fakes among the faces at that level,
+        every set counting alike at even odds of real and fake), ``by_set`` (the same within each set),
+        ``faces`` (validation faces at that level).
+    method: how the edges were fitted, for the record.
+    corroboration: "likely fake" also needs this many detectors whose own verdict is "fake"; with fewer the face
+        is "leaning fake" (one detector alone never makes the strongest claim; a false alarm costs most).
+    """
+
+    likely_fake: float
+    leaning_fake: float
+    leaning_real: float
+    likely_real: float
+    meaning: dict[str, dict[str, Any]]
+    method: str
+    corroboration: int = CORROBORATION
+
+    def level(self, probability: float | None, fake_votes: int | None = None) -> str | None:
+        """The level of an ensemble probability; ``fake_votes`` (detectors saying "fake" on their own) applies
+        the corroboration rule (None: the probability alone)."""
+        if probability is None or not math.isfinite(probability):
+            return None
+        if probability >= self.likely_fake:
+            return "likely fake" if fake_votes is None or fake_votes >= self.corroboration else "leaning fake"
+        if probability >= self.leaning_fake:
+            return "leaning fake"
+        if probability < self.likely_real:
+            return "likely real"
+        if probability < self.leaning_real:
+            return "leaning real"
         return "uncertain"
-    return verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EvidenceLevels":
+        return cls(**{k: (float(data[k]) if k not in ("meaning", "method") else data[k]) for k in
+                      ("likely_fake", "leaning_fake", "leaning_real", "likely_real", "meaning", "method")},
+                   corroboration=int(data.get("corroboration", 0)))
+
+
+def level_meanings(sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[str, Any]]:
+    """What each level meant on ``sets`` (set -> (levels of its reals, levels of its fakes)): see
+    :class:`EvidenceLevels`."""
+    out = {}
+    for level in LEVELS:
+        def at(levels, level=level):
+            return np.asarray(levels) == level
+
+        share = _balanced_fake_share(sets, at)
+        by_set = {name: _balanced_fake_share({name: pair}, at) for name, pair in sets.items()}
+        out[level] = {"fake_share": None if math.isnan(share) else round(share, 4),
+                      "by_set": {k: None if math.isnan(v) else round(v, 4) for k, v in by_set.items()},
+                      "faces": int(sum(at(np.concatenate(pair)).sum() for pair in sets.values()))}
+    return out
+
+
+def fit_evidence_levels(reals: dict[str, np.ndarray], fakes: dict[str, np.ndarray],
+                        sets: dict[str, tuple[np.ndarray, np.ndarray]], max_false_alarms: float = MAX_FALSE_ALARMS,
+                        max_missed: float = MAX_MISSED, lean_precision: float = LEAN_PRECISION,
+                        votes: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> EvidenceLevels:
+    """The five levels' edges, fitted on validation scores of the ensemble.
+
+    ``reals``: real source -> scores; ``fakes``: fake family -> scores; ``sets``: held-out set -> (real scores,
+    fake scores), the fakes of each set against the reals that look like them; ``votes``: the same layout with
+    each face's number of detectors saying "fake" on their own (the corroboration rule; None: not applied).
+
+    - likely fake: the worst-source guard: at most ``max_false_alarms`` of *every* real source's faces at or above.
+    - likely real: at most ``max_missed`` of every fake family's faces below.
+    - leaning fake / leaning real: the widest band next to its "likely" level whose faces were fake (real) at
+      least ``lean_precision`` of the time, every set counting alike at even odds; empty when no such band exists.
+      Where the two leans would overlap, the real lean gives way (a false alarm costs more than a missed fake).
+    """
+    guard = fit_guarded_thresholds(reals, fakes, max_false_alarms, max_missed, rule="worst")
+    likely_fake, likely_real = guard.uncertain_high, guard.uncertain_low
+    lean_fake = _lean_edge(sets, "fake", likely_fake, likely_real, lean_precision)
+    lean_real = _lean_edge(sets, "real", likely_real, likely_fake, lean_precision)
+    lean_fake = likely_fake if math.isnan(lean_fake) else lean_fake
+    lean_real = likely_real if math.isnan(lean_real) else min(lean_real, lean_fake)
+    levels = EvidenceLevels(likely_fake, lean_fake, lean_real, likely_real, {}, corroboration=CORROBORATION if votes else 0, method=(
+        f"likely fake at or above {likely_fake:.3f}: <= {max_false_alarms:.0%} of every real source's validation faces; "
+        f"likely real below {likely_real:.3f}: <= {max_missed:.0%} of every fake family's; leaning fake from "
+        f"{lean_fake:.3f} and leaning real below {lean_real:.3f}: right >= {lean_precision:.0%} of the time on "
+        f"validation (every set alike, even odds)" + (f"; likely fake also needs {CORROBORATION} detectors saying fake on "
+                                                      f"their own, else leaning fake" if votes else "")))
+
+    def face_levels(scores, counts):
+        return np.array([levels.level(float(p), None if counts is None else int(c))
+                         for p, c in zip(scores, counts if counts is not None else [None] * len(scores))], dtype=object)
+
+    levels.meaning = level_meanings({name: tuple(face_levels(scores, None if votes is None else votes[name][k])
+                                                 for k, scores in enumerate(pair)) for name, pair in sets.items()})
+    return levels
+
+
+def clip_level(clip: str | None, frames: list[str | None]) -> str | None:
+    """A clip's level: that of its aggregated probability (``clip``), moved one step towards "uncertain" when
+    fewer than half of its frames with a face are on the same side (leaning or likely): frames that disagree
+    do not make a decisive clip."""
+    if clip is None or clip == "uncertain":
+        return clip
+    seen = [f for f in frames if f is not None]
+    side = clip.split()[-1]
+    agreeing = sum(1 for f in seen if f != "uncertain" and f.split()[-1] == side)
+    if seen and 2 * agreeing >= len(seen):
+        return clip
+    return {"likely fake": "leaning fake", "leaning fake": "uncertain",
+            "likely real": "leaning real", "leaning real": "uncertain"}[clip]
 
 
 @dataclass
@@ -162,6 +368,8 @@ class EnsembleRule:
     calibration: thresholds fitted on the ensemble's own validation probabilities.
     means: each detector's mean validation logit; it stands in for a detector that gave no score, so the rule
         still answers with part of the detectors.
+    levels: the five evidence levels on the rule's probability and what each meant on validation (None for a
+        rule fitted without held-out sets: then only the three-way verdict of ``calibration``).
     """
 
     names: list[str]
@@ -169,6 +377,7 @@ class EnsembleRule:
     intercept: float
     calibration: Calibration
     means: list[float]
+    levels: EvidenceLevels | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,6 +386,7 @@ class EnsembleRule:
             "intercept": float(self.intercept),
             "means": [float(m) for m in self.means],
             "calibration": self.calibration.to_dict(),
+            **({"levels": self.levels.to_dict()} if self.levels is not None else {}),
         }
 
     @classmethod
@@ -187,6 +397,7 @@ class EnsembleRule:
             intercept=float(data["intercept"]),
             calibration=Calibration.from_dict(data["calibration"]),
             means=[float(m) for m in data["means"]],
+            levels=EvidenceLevels.from_dict(data["levels"]) if data.get("levels") else None,
         )
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
@@ -236,7 +447,8 @@ def fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0,
 
 def fit_ensemble(names: list[str], logits: np.ndarray, labels: np.ndarray,
                  groups: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
-                 weights: np.ndarray | None = None) -> EnsembleRule:
+                 weights: np.ndarray | None = None, sets: dict[str, np.ndarray] | None = None,
+                 fake_votes: np.ndarray | None = None) -> EnsembleRule:
     """Fit the ensemble on validation logits (N x D, columns in ``names`` order) and calibrate it.
 
     L2-regularised logistic regression on the raw logits (sklearn's ``LogisticRegression(C=1.0)`` objective)
@@ -248,7 +460,10 @@ def fit_ensemble(names: list[str], logits: np.ndarray, labels: np.ndarray,
     exactly as :meth:`EnsembleRule.probability` does at inference. ``weights`` (one per row) weigh the log-loss,
     so that every held-out set counts alike however many faces it holds. The calibration is on the fitted
     rule's own probabilities for the same data: :func:`fit_guarded_thresholds` when ``groups`` gives the row
-    indices of each real source and each fake family, else :func:`fit_thresholds`.
+    indices of each real source and each fake family, else :func:`fit_thresholds`; with ``groups`` and ``sets``
+    (held-out set -> row indices of its reals and fakes) also the evidence levels (:func:`fit_evidence_levels`),
+    whose "likely" edges are the guarded thresholds; ``fake_votes`` (per row, the detectors whose own verdict is
+    "fake") applies the corroboration rule to the levels' measured meanings.
     """
     x = np.asarray(logits, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != len(names):
@@ -275,6 +490,11 @@ def fit_ensemble(names: list[str], logits: np.ndarray, labels: np.ndarray,
         rule.calibration = fit_thresholds(y, probabilities)
     else:
         reals, fakes = groups
-        rule.calibration = fit_guarded_thresholds({k: probabilities[v] for k, v in reals.items()},
-                                                  {k: probabilities[v] for k, v in fakes.items()})
+        by_real = {k: probabilities[v] for k, v in reals.items()}
+        by_fake = {k: probabilities[v] for k, v in fakes.items()}
+        rule.calibration = fit_guarded_thresholds(by_real, by_fake)
+        if sets is not None:
+            pairs = {k: (probabilities[v][y[v] == 0], probabilities[v][y[v] == 1]) for k, v in sets.items()}
+            votes = None if fake_votes is None else {k: (fake_votes[v][y[v] == 0], fake_votes[v][y[v] == 1]) for k, v in sets.items()}
+            rule.levels = fit_evidence_levels(by_real, by_fake, pairs, votes=votes)
     return rule

@@ -41,8 +41,8 @@ def _csv_rows(records: Sequence[dict]) -> str:
     detector_names = sorted({name for record in records for name in record["scores"]})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["path", "kind", "error", "faces", "verdict", "ensemble", *(f"score_{n}" for n in detector_names), "boxes", "frames",
-                     *PROVENANCE_COLUMNS])
+    writer.writerow(["path", "kind", "error", "faces", "verdict", "level", "level_fake_share", "ensemble",
+                     *(f"score_{n}" for n in detector_names), "boxes", "frames", *PROVENANCE_COLUMNS])
     for r in records:
         writer.writerow(
             [
@@ -51,6 +51,8 @@ def _csv_rows(records: Sequence[dict]) -> str:
                 r["error"] or "",
                 r["faces"]["count"],
                 r["verdict"] or "",
+                r.get("level") or "",
+                "" if (r.get("level_meaning") or {}).get("fake_share") is None else f"{r['level_meaning']['fake_share']:.4f}",
                 "" if r["ensemble"] is None else f"{r['ensemble']:.4f}",
                 *("" if r["scores"].get(n) is None else f"{r['scores'][n]:.4f}" for n in detector_names),
                 json.dumps(r["faces"]["boxes"]),
@@ -204,7 +206,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     reference = bench.resnet50_reference(device)
     timings, extra = [], {}
-    if not args.models_only:
+    if not (args.models_only or args.training_only):
         chosen = expand_inputs([args.folder])[: args.folder_count] if args.folder else ()
         timings, extra = bench.pipeline_timings(device, repeats=args.repeats, video_frames=args.video_frames, workers=args.workers,
                                                    clip_seconds=args.clip_seconds, folder_count=args.folder_count, portrait_files=chosen)
@@ -214,6 +216,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             timings += bench.startup_timings(Path(tempfile.mkdtemp(prefix="deepfake-bench-start-")))
     if args.models or args.models_only:
         timings += bench.model_latency(device, variants=args.variants, batches=args.batches, repeats=args.repeats)
+    if args.training or args.training_only:
+        timings += bench.training_steps(device, variants=args.variants, repeats=args.repeats)
     result = bench.report(reference, timings, device, **extra)
     print(f"device: {result['machine']}\n")
     print(bench.markdown_table(reference, timings))
@@ -254,7 +258,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = json.loads(args.overrides) if args.overrides else None
     best = train(args.detector, args.variant, cache, Path(args.out), seed=args.seed, device=args.device,
                  steps=args.steps, workers=args.workers, val_sbi_count=args.val_sbi, overrides=overrides,
-                 batch_size=args.batch_size)
+                 batch_size=args.batch_size, lr=args.lr, cpu_bf16=args.bf16, init_from=args.init_from,
+                 validate_every=args.validate_every)
     if int(os.environ.get("RANK", "0")) == 0:
         from .training.model_card import write_model_card
 
@@ -326,7 +331,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .training.calibrate import fit_and_save_ensemble
 
-    path = fit_and_save_ensemble(_face_cache(args), args.device, Path(args.out) if args.out else None)
+    path = fit_and_save_ensemble(_face_cache(args), args.device, Path(args.out) if args.out else None, members=args.members)
     print(f"ensemble rule written to {path}", file=sys.stderr)
     return EXIT_OK
 
@@ -383,6 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     train.add_argument("--steps", type=int, help="override the recipe's number of steps (smoke runs)")
     train.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    train.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
+    train.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                       help="bf16 autocast on the CPU (default: the recipe's; always on a GPU)")
+    train.add_argument("--validate-every", type=int, help="steps between validations (each saves the resumable state)")
+    train.add_argument("--init-from", help="start from this checkpoint's weights (a shipped name's folder such as "
+                                           "assets/checkpoints/sficonv, or another run's best/); a run folder with a saved "
+                                           "state resumes that instead: running the same command again continues a run")
     train.add_argument("--workers", type=int, default=1, help="data loader processes")
     train.add_argument("--val-sbi", type=int, default=400, help="validation reals for the self-blended set (shared over the real sources)")
     train.add_argument("--overrides", help="JSON object of architecture overrides, e.g. '{\"input_size\": 96}'")
@@ -406,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = commands.add_parser("calibrate", help="fit the ensemble rule on validation data (assets/checkpoints/ensemble.json)")
     _data_arguments(calibrate)
     calibrate.add_argument("--device", default="cpu")
+    calibrate.add_argument("--members", action="store_true",
+                           help="also refit each shipped detector's own thresholds (config.json); run `manifest` after")
     calibrate.add_argument("--out", help="where to write the rule (default assets/checkpoints/ensemble.json)")
     calibrate.set_defaults(run=cmd_calibrate)
 
@@ -422,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="detectors run side by side in this many threads (default: as the app and scan run them)")
     bench.add_argument("--models", action="store_true", help="also time every architecture and variant (random weights)")
     bench.add_argument("--models-only", action="store_true", help="only the architecture table (what the README's latency table is)")
+    bench.add_argument("--training", action="store_true",
+                       help="also time one training step per architecture: fp32, channels-last, bf16 autocast (batch 32)")
+    bench.add_argument("--training-only", action="store_true", help="only the training-step table (implies --training)")
     bench.add_argument("--variants", nargs="+", default=["small", "paper"], choices=("small", "paper"))
     bench.add_argument("--batches", nargs="+", type=int, default=[1, 16])
     bench.add_argument("--folder", help="a folder of pictures for the folder-scan figure (default: generated portraits)")

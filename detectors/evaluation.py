@@ -4,9 +4,10 @@ Every file goes through the app's own path (decode, MTCNN, crop, each detector's
 one score per image or sampled video frame (its most confident face). Video level: the mean of a video's
 frame probabilities (DeepfakeBench's convention). Files or frames without a face are counted, not scored.
 Per source (the first sub-folder under ``real/`` or ``fake/``, as ``export-heldout`` writes them): the share of
-frames each scorer calls fake, uncertain and real at its shipped thresholds (the ensemble's verdict capped by
-its members' as in the app); for a fake source its AUC against all reals; for a real source its AUC against the
-other real sources (near 0.5 unless the scorer has learned where pictures come from).
+frames each scorer calls fake, uncertain and real at its shipped thresholds (the ensemble's verdict from its
+evidence level, as in the app) and, for the ensemble, the share of each of the five levels; for a fake source
+its AUC against all reals; for a real source its AUC against the other real sources (near 0.5 unless the scorer
+has learned where pictures come from).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .cli import expand_inputs
-from .calibration import capped_verdict
+from .calibration import LEVELS, level_verdict
 from .faces import FaceCropper, first_faces
 from .media import InputError
 from .metrics import binary_metrics, roc_curve_points, roc_figure
@@ -84,13 +85,25 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _verdicts(scored: Scored, scorers: Sequence) -> dict[str, list[str]]:
-    """Each scorer's verdict per frame; the ensemble's capped by its members' verdicts on the same frame."""
-    verdicts = {s.name: [s.verdict(float(p)) for p in _sigmoid(np.array(scored.logits[s.name]))] for s in scorers}
+def _levels(scored: Scored, scorers: Sequence) -> dict[str, list[str]]:
+    """The ensemble's evidence level per frame, as the app gives it: from its probability and how many of its
+    members say "fake" on their own (scorers with levels only)."""
+    out = {}
     for scorer in scorers:
-        members = [m.name for m in getattr(scorer, "members", []) if m.name in verdicts]
-        if members:
-            verdicts[scorer.name] = [capped_verdict(v, [verdicts[m][k] for m in members]) for k, v in enumerate(verdicts[scorer.name])]
+        if not hasattr(scorer, "level"):
+            continue
+        members = [m for m in getattr(scorer, "members", []) if m.name in scored.logits]
+        votes = np.zeros(len(scored.labels), dtype=int)
+        for member in members:
+            votes += np.array([member.verdict(float(p)) == "fake" for p in _sigmoid(np.array(scored.logits[member.name]))], dtype=int)
+        out[scorer.name] = [scorer.level(float(p), int(v)) for p, v in zip(_sigmoid(np.array(scored.logits[scorer.name])), votes)]
+    return out
+
+
+def _verdicts(scored: Scored, scorers: Sequence, levels: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Each scorer's verdict per frame: the ensemble's from its level (fake only at "likely fake"), as in the app."""
+    verdicts = {s.name: [s.verdict(float(p)) for p in _sigmoid(np.array(scored.logits[s.name]))] for s in scorers}
+    verdicts.update({name: [level_verdict(level) for level in frame_levels] for name, frame_levels in levels.items()})
     return verdicts
 
 
@@ -109,7 +122,8 @@ def summarise(scored: Scored, scorers: Sequence) -> dict:
     groups = np.array(scored.groups)
     sources = np.array(_source_keys(scored.sources, scored.labels))
     result = {"frames": len(labels), "files": len(scored.kinds), "no_face_frames": scored.no_face, "unreadable": scored.unreadable, "scorers": {}}
-    verdicts = _verdicts(scored, scorers) if len(labels) else {s.name: [] for s in scorers}
+    levels = _levels(scored, scorers) if len(labels) else {}
+    verdicts = _verdicts(scored, scorers, levels) if len(labels) else {s.name: [] for s in scorers}
     for scorer in scorers:
         name, threshold = scorer.name, getattr(scorer, "threshold", 0.5)
         probabilities = _sigmoid(np.array(scored.logits[name]))
@@ -126,6 +140,9 @@ def summarise(scored: Scored, scorers: Sequence) -> dict:
             said = [v for v, c in zip(verdicts[name], chosen) if c]
             row = {"label": "fake" if labels[chosen][0] else "real", "frames": int(chosen.sum()),
                    **{v: round(said.count(v) / len(said), 4) for v in ("fake", "uncertain", "real")}}
+            if name in levels:
+                at = [level for level, c in zip(levels[name], chosen) if c]
+                row["levels"] = {level: round(at.count(level) / len(at), 4) for level in LEVELS}
             if labels[chosen][0] == 1 and (labels == 0).any():
                 against = chosen | (labels == 0)
                 row["auc"] = round(binary_metrics(labels[against], probabilities[against]).auc, 4)

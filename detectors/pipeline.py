@@ -3,8 +3,11 @@
 The record this module builds (:meth:`Analyzer.scan`) is what the scan CLI writes and what the app's API
 returns; its shape does not depend on how many detectors are loaded (``scores`` is simply empty with none).
 Verdicts come from each detector's calibrated thresholds and from the fitted ensemble rule, never from a
-bare 0.5, and the ensemble's is never more confident than its members (``calibration.capped_verdict``); without
-a fitted rule the ensemble is the mean probability and the verdict a strict majority.
+bare 0.5. Every face, picture and clip gets an evidence ``level`` (likely fake, leaning fake, uncertain, leaning
+real, likely real: the ensemble rule's levels, each with its measured meaning, see
+``calibration.EvidenceLevels``) and the three-way ``verdict`` beside it (fake only at "likely fake", real only at
+"likely real"); a clip's level comes from its aggregated probability and its frames (``calibration.clip_level``).
+Without a fitted rule the ensemble is the mean probability and the verdict a strict majority.
 """
 from __future__ import annotations
 
@@ -19,8 +22,8 @@ from typing import Iterable, Iterator, Literal, Protocol, Sequence
 import numpy as np
 from scipy.special import expit, logit
 
-from .calibration import capped_verdict
 from . import provenance
+from .calibration import clip_level, level_verdict
 from .faces import FaceCrop, FaceCropper, whole_image_crop
 from .media import DEFAULT_LIMITS, InputError, Limits, Picture, VideoFrame, detect_kind, printable, sample_frames
 from .preprocess import CROP_SIZE, SharedInput
@@ -30,6 +33,8 @@ PREFETCH_FILES = 8  # files decoded and searched ahead of the scoring (bounded: 
 BATCH_FILES = 8  # prepared files whose faces are scored together
 PREFETCH_THREADS = 2  # threads that decode and search ahead, one torch thread each (34.5 ms per FFHQ portrait against 36.4 with one)
 Verdict = Literal["fake", "real", "uncertain", "no-face"]
+# Where a rule has no levels (an ensemble fitted before them, or the majority vote): the verdict's own level.
+_VERDICT_LEVELS = {"fake": "likely fake", "real": "likely real", "uncertain": "uncertain"}
 AggregationRule = Literal["mean", "confident"]
 AGGREGATION_RULES: dict[str, str] = {
     "mean": "mean of the frames' fake probabilities",
@@ -71,6 +76,8 @@ class Ensemble(Protocol):
 
     def verdict(self, probability: float) -> Verdict: ...
 
+    def level(self, probability: float, fake_votes: int | None = None) -> str: ...
+
 
 def majority(verdicts: Sequence[Verdict]) -> Verdict:
     """A strict majority of the detectors' verdicts, else uncertain (used when no ensemble rule is fitted)."""
@@ -89,6 +96,7 @@ class FaceResult:
     verdicts: dict[str, Verdict] = field(default_factory=dict)
     ensemble: float | None = None
     verdict: Verdict = "uncertain"
+    level: str | None = None  # one of calibration.LEVELS (None before scoring)
 
     @property
     def scores(self) -> dict[str, float]:
@@ -100,7 +108,8 @@ class FaceResult:
 
     def to_dict(self) -> dict:
         entry = self.crop.face.to_dict() if self.crop.face is not None else {"box": None, "confidence": None, "landmarks": None}
-        return {**entry, "scores": _rounded(self.scores), "ensemble": _round(self.ensemble), "verdict": self.verdict}
+        return {**entry, "scores": _rounded(self.scores), "ensemble": _round(self.ensemble), "verdict": self.verdict,
+                "level": self.level}
 
 
 @dataclass(eq=False)
@@ -135,6 +144,11 @@ class ImageReport:
     @property
     def verdict(self) -> Verdict:
         return "no-face" if self.top is None else self.top.verdict
+
+    @property
+    def level(self) -> str | None:
+        """The most suspicious face's level (None without a face)."""
+        return None if self.top is None else self.top.level
 
 
 def _band(detector) -> tuple[float, float]:
@@ -210,10 +224,11 @@ class Analyzer:
             return
         if self.ensemble is not None:
             result.ensemble = self.ensemble.probability(result.logits)
-            result.verdict = capped_verdict(self.ensemble.verdict(result.ensemble), list(result.verdicts.values()))
+            result.level = self.ensemble.level(result.ensemble, list(result.verdicts.values()).count("fake"))
         else:
             result.ensemble = float(np.mean(list(result.scores.values())))
-            result.verdict = majority(list(result.verdicts.values()))
+            result.level = _VERDICT_LEVELS[majority(list(result.verdicts.values()))]
+        result.verdict = level_verdict(result.level)
 
     def analyze_image(self, image: np.ndarray, whole_image_if_no_face: bool = False) -> ImageReport:
         crops = [self.cropper.crop(image, face, CROP_SIZE) for face in self.cropper.detect(image)]
@@ -255,6 +270,9 @@ class Analyzer:
                 low, high = _band(detector)
                 summary.logits[detector.name] = float(logit(np.clip(aggregate(values, rule, low, high), 1e-7, 1 - 1e-7)))
         self._decide(summary)
+        if summary.logits:
+            summary.level = clip_level(summary.level, [t.level for t in tops])
+            summary.verdict = level_verdict(summary.level)
         return summary
 
     # -- records -------------------------------------------------------------------------------------------
@@ -315,15 +333,22 @@ class Analyzer:
         start = 0
         for item in chunk:
             record: dict = {"path": printable(str(item.path)), "kind": item.kind, "error": item.error,
-                            "faces": {"count": 0, "boxes": []}, "scores": {}, "ensemble": None, "verdict": None,
-                            "provenance": item.provenance}
+                            "faces": {"count": 0, "boxes": []}, "scores": {}, "ensemble": None, "verdict": None, "level": None,
+                            "level_meaning": None, "provenance": item.provenance}
             reports = []
             for unit in item.units:
                 reports.append(ImageReport(flat[start : start + len(unit)]))
                 start += len(unit)
             if item.error is None:
                 record.update(self.image_record(reports[0]) if item.kind == "image" else self.video_record(item.frames, reports, rule))
+                record["level_meaning"] = self.level_meaning(record["level"])
             yield record
+
+    def level_meaning(self, level: str | None) -> dict | None:
+        """What ``level`` meant on validation (share of fakes overall and per held-out set), from the ensemble
+        rule; None without a level or a rule with levels."""
+        meanings = getattr(self.ensemble, "meanings", None)
+        return meanings.get(level) if meanings and level else None
 
     @staticmethod
     def image_record(report: ImageReport) -> dict:
@@ -333,6 +358,7 @@ class Analyzer:
             "scores": _rounded(top.scores) if top else {},
             "ensemble": _round(top.ensemble) if top else None,
             "verdict": report.verdict,
+            "level": report.level,
         }
 
     def video_record(self, frames: Sequence[VideoFrame], reports: Sequence[ImageReport], rule: AggregationRule = "mean") -> dict:
@@ -344,6 +370,7 @@ class Analyzer:
             "scores": _rounded(summary.scores) if summary else {},
             "ensemble": _round(summary.ensemble) if summary else None,
             "verdict": summary.verdict if summary else "no-face",
+            "level": summary.level if summary else None,
             "aggregation": rule,
             "frames": [
                 {
@@ -354,6 +381,7 @@ class Analyzer:
                     "scores": _rounded(report.top.scores) if report.top else {},
                     "ensemble": _round(report.top.ensemble) if report.top else None,
                     "verdict": report.verdict,
+                    "level": report.level,
                 }
                 for frame, report in zip(frames, reports)
             ],

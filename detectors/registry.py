@@ -120,6 +120,18 @@ class EnsembleScorer:
     def verdict(self, probability: float) -> str:
         return self.thresholds.verdict(probability)
 
+    def level(self, probability: float, fake_votes: int | None = None) -> str:
+        """The evidence level of an ensemble probability, with ``fake_votes`` detectors saying "fake" on their own
+        (the corroboration rule); a rule fitted before levels: its verdict's level."""
+        if self.rule.levels is not None:
+            return self.rule.levels.level(probability, fake_votes)
+        return {"fake": "likely fake", "real": "likely real"}.get(self.verdict(probability), "uncertain")
+
+    @property
+    def meanings(self) -> dict[str, dict] | None:
+        """Per level, what it meant on validation (:class:`calibration.EvidenceLevels`); None without levels."""
+        return self.rule.levels.meaning if self.rule.levels is not None else None
+
     @property
     def threshold(self) -> float:
         return self.rule.calibration.decision

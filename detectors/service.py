@@ -18,6 +18,7 @@ import gradio as gr
 import numpy as np
 
 from . import explain, provenance, registry, views
+from .calibration import SET_TITLES
 from .media import DEFAULT_LIMITS, InputError, Picture, browser_playable, browser_preview, detect_kind, probe_video, sample_frames
 from .pipeline import AGGREGATION_RULES, Analyzer, FaceResult, ImageReport, detector_workers
 from .robustness import probe
@@ -121,15 +122,32 @@ def verdict_rows(face: FaceResult | None) -> list[list]:
             for name, p in face.scores.items()]
     if face.ensemble is not None:
         ensemble = analyzer().ensemble
-        band = _band_cells(ensemble.thresholds) if ensemble is not None else ["majority", "majority"]
-        rows.append(["Ensemble", round(face.ensemble, 3), face.verdict, *band])
+        levels = getattr(getattr(ensemble, "rule", None), "levels", None)
+        if levels is not None:  # the ensemble's "likely" edges; the leaning levels sit inside the band
+            band = [round(levels.likely_fake, 3), round(levels.likely_real, 3)]
+        else:
+            band = _band_cells(ensemble.thresholds) if ensemble is not None else ["majority", "majority"]
+        rows.append(["Ensemble", round(face.ensemble, 3), face.level or face.verdict, *band])
     return rows
 
 
 def agreement(face: FaceResult) -> tuple[int, int]:
-    """(detectors whose own verdict is the ensemble's verdict, detectors scored)."""
+    """(detectors whose own verdict is on the side the ensemble's level leans to, detectors scored); for an
+    uncertain level, the detectors that are uncertain too."""
     verdicts = list(face.verdicts.values())
-    return verdicts.count(face.verdict), len(verdicts)
+    side = (face.level or face.verdict or "uncertain").split()[-1]
+    return verdicts.count(side), len(verdicts)
+
+
+def level_meanings() -> dict[str, dict] | None:
+    """Each level's measured meaning on validation, from the shipped ensemble rule (None without one)."""
+    return getattr(analyzer().ensemble, "meanings", None)
+
+
+def with_level_meaning(record: dict) -> dict:
+    """The record plus ``level_meaning``: what its level meant on validation (as the scan record has it)."""
+    record["level_meaning"] = analyzer().level_meaning(record.get("level"))
+    return record
 
 
 @functools.lru_cache(maxsize=1)
@@ -161,7 +179,7 @@ def _face_views(report: ImageReport, prefix: str = "") -> list[FaceView]:
     for i, face in enumerate(report.faces):
         what = "whole image (no face found)" if face.crop.face is None else f"face {i + 1} ({face.crop.face.score:.0%} sure)"
         if face.ensemble is not None:
-            what += f": {face.verdict} ({face.ensemble:.0%})"
+            what += f": {face.level or face.verdict} ({face.ensemble:.0%})"
         error = errors[i] if errors else None
         out.append(FaceView(f"{prefix}{what}", face.crop.image, log_spectrum(face.crop.image), verdict_rows(face), face_side(face.crop), error,
                             {**face.to_dict(), **({"reconstruction_error": error.summary()} if error else {})}))
@@ -243,7 +261,7 @@ def analyse_image(path: str | None, whole_image_if_no_face: bool = False, with_c
     except InputError as error:  # a file that breaks past its first decoded part
         raise gr.Error(str(error)) from None
     face_views = _face_views(report)
-    record = {"kind": "image", "size": list(picture.size), **Analyzer.image_record(report)}
+    record = with_level_meaning({"kind": "image", "size": list(picture.size), **Analyzer.image_record(report)})
     record["provenance"] = provenance.report(picture.path)
     record["faces"]["boxes"] = [view.record for view in face_views]
     if not face_views:
@@ -260,15 +278,16 @@ def _headline(top: FaceResult | None) -> dict | None:
     if top is None or top.ensemble is None:
         return None
     agree, total = agreement(top)
-    return {"verdict": top.verdict, "probability": top.ensemble, "agree": agree, "total": total}
+    return {"verdict": top.verdict, "level": top.level, "probability": top.ensemble, "agree": agree, "total": total,
+            "meanings": level_meanings(), "set_names": SET_TITLES}
 
 
 def _cards(faces: list[FaceResult], face_views: list[FaceView]) -> list[dict]:
     cards = []
     for face, view in zip(faces, face_views):
         agree, total = agreement(face)
-        cards.append({"label": view.label.split(":")[0], "verdict": face.verdict, "probability": face.ensemble,
-                      "agree": agree, "total": total})
+        cards.append({"label": view.label.split(":")[0], "verdict": face.verdict, "level": face.level,
+                      "probability": face.ensemble, "agree": agree, "total": total})
     return cards
 
 
@@ -330,7 +349,7 @@ def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", w
         if report.top is not None:
             tops.append((report.top.suspicion, len(face_views) + report.top_index))
         face_views += frame_views
-    record = {"kind": "video", **analyzer().video_record(frames, reports, rule)}
+    record = with_level_meaning({"kind": "video", **analyzer().video_record(frames, reports, rule)})
     record["provenance"] = provenance.report(path)
     with_face = sum(bool(r.faces) for r in reports)
     summary_face = analyzer().video_summary(reports, rule)
@@ -352,11 +371,9 @@ def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", w
 
 
 @event_handler
-def provenance_panel(path: str | None, kept: dict | None = None) -> str:
+def provenance_panel(path: str | None) -> str:
     """The Provenance panel for a chosen file, shown as soon as it is chosen and whether or not its pixels
-    decode (``kept``: the video tab's preview record, see :func:`video_preview`)."""
-    if kept and path and Path(path).name == kept.get("preview"):
-        path = kept["original"]
+    decode (the upload field holds the original file; the player only a playable copy, see :func:`video_preview`)."""
     return views.provenance_html(provenance.report(path)) if path else ""
 
 

@@ -137,8 +137,12 @@ def heat_overlay_image(crop: np.ndarray, heat: np.ndarray, opacity: float = 0.45
 
 # -- verdict cards (HTML) ----------------------------------------------------------------------------------
 _TONES = {"fake": ("#b42318", "#fef3f2"), "real": ("#067647", "#ecfdf3"), "uncertain": ("#b54708", "#fffaeb"),
-          "no-face": ("#475467", "#f2f4f7"), "warn": ("#b54708", "#fffaeb"), "info": ("#475467", "#f2f4f7")}
-_WORDS = {"fake": "Likely fake", "real": "Likely real", "uncertain": "Uncertain", "no-face": "No face"}
+          "no-face": ("#475467", "#f2f4f7"), "warn": ("#b54708", "#fffaeb"), "info": ("#475467", "#f2f4f7"),
+          "likely fake": ("#b42318", "#fef3f2"), "leaning fake": ("#c4320a", "#fff6ed"),
+          "leaning real": ("#3b7c0f", "#f3fee7"), "likely real": ("#067647", "#ecfdf3")}
+_WORDS = {"fake": "Likely fake", "real": "Likely real", "uncertain": "Uncertain", "no-face": "No face",
+          "likely fake": "Likely fake", "leaning fake": "Leaning fake", "leaning real": "Leaning real", "likely real": "Likely real"}
+SCALE = ("likely real", "leaning real", "uncertain", "leaning fake", "likely fake")  # left to right in the page
 
 
 def _badge(verdict: str) -> str:
@@ -149,19 +153,58 @@ def _badge(verdict: str) -> str:
 
 def _agreement(agree: int, total: int) -> str:
     dots = "".join("●" if i < agree else "○" for i in range(total))
-    return f'<span class="agreement" title="{agree} of {total} detectors give this verdict">{dots} {agree} of {total} detectors agree</span>'
+    return f'<span class="agreement" title="{agree} of {total} detectors lean the same way">{dots} {agree} of {total} detectors lean the same way</span>'
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def level_meaning_text(level: str, meaning: dict | None, set_names: dict[str, str] | None = None) -> str:
+    """One sentence: how often faces at this level were fake on validation (overall and per held-out set)."""
+    if not meaning or meaning.get("fake_share") is None:
+        return "This level has no validation measurement."
+    names = set_names or {}
+    per_set = ", ".join(f"{escape(names.get(k, k))} {_share(v)}" for k, v in meaning.get("by_set", {}).items() if v is not None)
+    share = meaning["fake_share"]
+    lean = (f"fake {share:.0%} of the time" if share >= 0.5 else f"real {1 - share:.0%} of the time")
+    return (f'<span class="level-meaning">On validation faces (sources never trained on included, real and fake at even odds), '
+            f'this level was {lean}' + (f" (share fake by set: {per_set})" if per_set else "") + ".</span>")
+
+
+def level_scale_html(level: str | None, meanings: dict[str, dict] | None) -> str:
+    """The five levels left to right, the face's level marked, each with its validation share of fakes."""
+    cells = []
+    for name in SCALE:
+        colour, background = _TONES[name]
+        share = (meanings or {}).get(name, {}).get("fake_share")
+        active = name == level
+        border = f"2px solid {colour}" if active else "1px solid #d0d5dd"
+        cells.append(f'<div class="level-step{" active" if active else ""}" data-level="{name}" title="{_WORDS[name]}: '
+                     f'{_share(share)} of validation faces at this level were fake" style="flex:1;min-width:72px;text-align:center;'
+                     f'border:{border};background:{background if active else "#fff"};border-radius:6px;padding:3px 4px;'
+                     f'font-weight:{700 if active else 400}"><span style="color:{colour}">{_WORDS[name]}</span>'
+                     f'<br><small>{_share(share)} fake</small></div>')
+    return f'<div class="level-scale" style="display:flex;flex-wrap:wrap;gap:4px;margin-top:6px">{"".join(cells)}</div>'
 
 
 def verdict_cards_html(cards: list[dict], headline: dict | None, note: str = "") -> str:
-    """The ensemble verdict (headline) and one small card per face: verdict, P(fake), detector agreement."""
+    """The ensemble's evidence level (headline) with P(fake), what the level meant on validation and the five-step
+    scale; one small card per face: level, P(fake), detectors leaning the same way."""
     parts = ['<div class="verdict-summary">']
     if headline is not None:
-        colour, background = _TONES.get(headline["verdict"], _TONES["info"])
+        level = headline.get("level") or headline["verdict"]
+        colour, background = _TONES.get(level, _TONES["info"])
+        meaning = headline.get("meanings", {}).get(level) if headline.get("meanings") else None
         parts.append(
-            f'<div class="ensemble-verdict" style="border-left:6px solid {colour};background:{background};padding:10px 14px;border-radius:8px">'
-            f'<div style="font-size:1.4em;font-weight:700;color:{colour}">Ensemble: {_WORDS.get(headline["verdict"], headline["verdict"])}'
+            f'<div class="ensemble-verdict" data-level="{escape(level)}" style="border-left:6px solid {colour};background:{background};'
+            f'padding:10px 14px;border-radius:8px">'
+            f'<div style="font-size:1.4em;font-weight:700;color:{colour}">Ensemble: {_WORDS.get(level, escape(level))}'
             f' <span style="font-weight:400">· P(fake) {headline["probability"]:.0%}</span></div>'
-            f'<div>{_agreement(headline["agree"], headline["total"])}</div></div>'
+            f'<div>{level_meaning_text(level, meaning, headline.get("set_names"))}</div>'
+            f'<div>{_agreement(headline["agree"], headline["total"])}</div>'
+            + (level_scale_html(level, headline.get("meanings")) if headline.get("meanings") else "")
+            + "</div>"
         )
     if note:
         parts.append(f'<p class="verdict-note" style="margin:6px 2px">{note}</p>')
@@ -170,7 +213,8 @@ def verdict_cards_html(cards: list[dict], headline: dict | None, note: str = "")
         for card in cards:
             probability = "" if card["probability"] is None else f' · {card["probability"]:.0%}'
             parts.append(f'<div class="face-card" style="border:1px solid #d0d5dd;border-radius:8px;padding:6px 10px">'
-                         f'<b>{escape(card["label"])}</b>{probability}<br>{_badge(card["verdict"])} {_agreement(card["agree"], card["total"])}</div>')
+                         f'<b>{escape(card["label"])}</b>{probability}<br>{_badge(card.get("level") or card["verdict"])} '
+                         f'{_agreement(card["agree"], card["total"])}</div>')
         parts.append("</div>")
     parts.append("</div>")
     return "".join(parts)

@@ -7,11 +7,15 @@ with its agreement line, both spectrum plots, the re-synthesis error map, the vi
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+
+from detectors import registry
+from detectors.calibration import EnsembleRule
 
 from tests.fixtures import multi_face_picture, write_rotated_clip, write_video
 from tests.odd_inputs import PYTHON_WORDS, build, marker_corner, upright_portrait
@@ -84,13 +88,30 @@ def test_image_tab(browser, app_url, face_png):
     page = _open(browser, app_url)
     _analyse(page, "image", face_png)
     verdict = page.locator("#image-summary .ensemble-verdict")
-    assert re.search(r"Ensemble: (Likely fake|Likely real|Uncertain)", verdict.inner_text())
-    assert re.search(r"\d of 4 detectors agree", verdict.inner_text())
+    text = verdict.inner_text()
+    assert re.search(r"Ensemble: (Likely fake|Leaning fake|Uncertain|Leaning real|Likely real)", text), text
+    assert re.search(r"\d of 4 detectors lean the same way", text)
+    # Each level's measured meaning is in the page: the sentence for this face's level and the five-step scale,
+    # each step with the share of validation faces at that level that were fake (from the shipped rule).
+    levels = EnsembleRule.from_dict(json.loads((registry.ASSETS / registry.ENSEMBLE_FILE).read_text())).levels
+    level = verdict.get_attribute("data-level")
+    share = levels.meaning[level]["fake_share"]
+    assert "On validation faces" in text
+    assert (f"fake {share:.0%} of the time" if share >= 0.5 else f"real {1 - share:.0%} of the time") in text
+    steps = page.locator("#image-summary .level-step")
+    assert steps.count() == 5
+    for i in range(5):
+        step = steps.nth(i)
+        share = levels.meaning[step.get_attribute("data-level")]["fake_share"]
+        assert f"{share:.0%} fake" in step.inner_text()
+    assert page.locator("#image-summary .level-step.active").get_attribute("data-level") == level
     # The verdict table: four detector rows with a probability and the band's two edges, plus the ensemble's row.
     cells = [c.strip() for c in page.locator("#image-verdicts").first.inner_text().splitlines() if c.strip()]
-    for name in ("SpecXNet", "SFIConv", "Re-synthesis", "MD-CSDNetwork", "Ensemble"):
+    for name in ("SpecXNet", "SFIConv", "Re-synthesis", "MD-CSDNetwork"):
         row = cells[cells.index(name) + 1 : cells.index(name) + 5]  # P(fake), verdict, fake at or above, real below
         assert len(_numbers(" ".join(row))) == 3 and row[1] in ("fake", "real", "uncertain"), row
+    row = cells[cells.index("Ensemble") + 1 : cells.index("Ensemble") + 5]  # its level in place of a verdict
+    assert len(_numbers(" ".join(row))) == 3 and row[1] == level, row
     plots = page.locator(".js-plotly-plot")
     plots.first.wait_for(timeout=30_000)
     titles = " | ".join(page.locator(".js-plotly-plot .gtitle").all_text_contents())

@@ -198,16 +198,6 @@ def test_a_detector_that_cannot_separate_says_uncertain_not_real_or_fake():
     assert c.uncertain_low <= c.uncertain_high  # never an inverted band
 
 
-def test_the_ensemble_is_never_more_confident_than_its_members():
-    from detectors.calibration import capped_verdict
-
-    assert capped_verdict("real", ["real", "uncertain", "uncertain", "uncertain"]) == "uncertain"
-    assert capped_verdict("real", ["real", "real", "uncertain", "fake"]) == "real"
-    assert capped_verdict("fake", ["fake", "uncertain", "uncertain"]) == "uncertain"
-    assert capped_verdict("fake", ["fake", "fake", "uncertain"]) == "fake"
-    assert capped_verdict("uncertain", ["fake"] * 4) == "uncertain"
-
-
 def test_weighted_fit_is_sklearns_weighted_fit():
     rng = np.random.default_rng(4)
     labels = rng.integers(0, 2, 1500)

@@ -118,12 +118,15 @@ class ThresholdEnsemble:
     def verdict(self, probability):
         return "fake" if probability >= 0.5 else "real"
 
+    def level(self, probability, fake_votes=None):
+        return "likely fake" if probability >= 0.5 else "likely real"
+
 
 def test_an_ensemble_rule_decides_when_present(cropper, inputs):
     analyzer = Analyzer([FakeDetector("bright", 0.2), FakeDetector("strict", 0.99)], cropper=cropper, ensemble=ThresholdEnsemble())
     record = analyzer.scan(inputs / "face.jpg")
     expected = "fake" if record["scores"]["bright"] >= 0.5 else "real"
-    assert record["verdict"] == expected
+    assert record["verdict"] == expected and record["level"] == f"likely {expected}"
 
 
 def test_shipped_checkpoints_give_calibrated_scores(capsys, inputs):

@@ -29,17 +29,24 @@ def test_image_gives_verdicts_spectra_error_map_and_a_json_report(image_outputs)
     summary, gallery, selector, table, heatmap, profile, error, cams, report, face_views = image_outputs
     detectors = service.analyzer().detectors
     assert len(gallery) == 1 and gallery[0][0].shape == (256, 256, 3)
-    assert "Ensemble:" in summary and f"of {len(detectors)} detectors agree" in summary
+    assert "Ensemble:" in summary and f"of {len(detectors)} detectors lean the same way" in summary
     assert heatmap.data[0].z.shape == (256, 256)
     assert any(trace.name == "this face" for trace in profile.data)
     assert [row[0] for row in table] == [d.display_name for d in detectors] + ["Ensemble"]
-    assert all(0.0 <= row[1] <= 1.0 and row[2] in ("fake", "real", "uncertain") for row in table)
+    assert all(0.0 <= row[1] <= 1.0 and row[2] in ("fake", "real", "uncertain") for row in table[:-1])
+    assert table[-1][2] == report["level"]  # the ensemble's row gives its evidence level
     # The error map is the re-synthesis network's |SR(x/4) - x| at the crop's size, summarised in the report.
     heat = error.data[1].z
     assert heat.shape == (256, 256) and heat.min() >= 0.0
     face = report["faces"]["boxes"][0]
     assert face["reconstruction_error"]["mean"] == pytest.approx(float(heat.mean()), abs=1e-4)
-    assert report["kind"] == "image" and report["verdict"] == face["verdict"]
+    assert report["kind"] == "image" and report["verdict"] == face["verdict"] and report["level"] == face["level"]
+    # the level, its measured meaning and the verdict kept for compatibility agree with the shipped rule
+    rule = service.analyzer().ensemble.rule
+    assert report["level"] == rule.levels.level(report["ensemble"])
+    assert report["level_meaning"] == rule.levels.meaning[report["level"]]
+    assert report["verdict"] == {"likely fake": "fake", "likely real": "real"}.get(report["level"], "uncertain")
+    assert f'data-level="{report["level"]}"' in summary and "On validation faces" in summary
     assert set(report["scores"]) == {d.name for d in detectors}
     assert cams == []  # Grad-CAM is computed only when asked for
 

@@ -1,5 +1,5 @@
-"""Fit the ensemble rule (logistic regression on the detectors' logits) on the validation sets, and its
-thresholds with the same guard against false alarms as each detector's (see ``training.trainer.calibrate``)."""
+"""Fit the ensemble rule (logistic regression on the detectors' logits) on the validation sets, its evidence
+levels (``calibration.fit_evidence_levels``), and each shipped detector's own thresholds (``--members``)."""
 from __future__ import annotations
 
 import json
@@ -8,11 +8,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scipy.special import expit
+
 from .. import registry
 from ..calibration import fit_ensemble
+from ..checkpoints import CONFIG_FILE, Thresholds
 from .data import load_all
 from .heldout import HeldOut, heldout
-from .trainer import calibration_groups, heldout_metrics, selection_score, set_aucs
+from .trainer import calibrate, calibration_groups, heldout_metrics, selection_score, set_aucs
 
 
 def set_weights(held: HeldOut) -> np.ndarray:
@@ -24,14 +27,41 @@ def set_weights(held: HeldOut) -> np.ndarray:
     return weights * (weights > 0).sum() / weights.sum()
 
 
-def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = None) -> Path:
+def refit_member_thresholds(detector, held: HeldOut, logits: np.ndarray):
+    """Rewrite a checkpoint folder's thresholds and validation figures (``config.json``) from ``logits`` on the
+    held-out validation faces, with the members' rule (``training.trainer.calibrate``). Re-pin the manifest after."""
+    folder = Path(detector.source)
+    probabilities = expit(logits)
+    calibration = calibrate(held, probabilities)
+    config_file = folder / CONFIG_FILE
+    config = json.loads(config_file.read_text())
+    config["thresholds"] = {"decision": calibration.decision, "uncertain_low": calibration.uncertain_low,
+                            "uncertain_high": calibration.uncertain_high}
+    config.setdefault("metrics", {})["calibration"] = calibration.to_dict()
+    config["metrics"]["validation"] = heldout_metrics(held, probabilities, calibration)
+    config_file.write_text(json.dumps(config, indent=2) + "\n")
+    return calibration
+
+
+def thresholds_of(calibration) -> Thresholds:
+    return Thresholds(calibration.decision, calibration.uncertain_low, calibration.uncertain_high)
+
+
+def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = None, members: bool = False) -> Path:
     result = registry.load_all(device=torch.device(device))
     if not result.detectors:
         raise SystemExit("calibrate: no detector checkpoint could be loaded: " + "; ".join(result.messages))
     held = heldout(load_all(cache), "val")
     names = [d.name for d in result.detectors]
     logits = np.stack([np.concatenate([d.logits(held.crops[i : i + 64]) for i in range(0, len(held), 64)]) for d in result.detectors], axis=1)
-    rule = fit_ensemble(names, logits, held.labels, groups=calibration_groups(held), weights=set_weights(held))
+    if members:
+        for j, detector in enumerate(result.detectors):
+            detector.config.thresholds = thresholds_of(refit_member_thresholds(detector, held, logits[:, j]))
+    # each face's detectors saying "fake" on their own, for the levels' corroboration rule
+    fake_votes = np.stack([[d.verdict(float(p)) == "fake" for p in expit(logits[:, j])] for j, d in enumerate(result.detectors)], axis=1).sum(axis=1)
+    sets = {name: held.sets[name] for name in held.criterion()}
+    rule = fit_ensemble(names, logits, held.labels, groups=calibration_groups(held), weights=set_weights(held), sets=sets,
+                        fake_votes=fake_votes)
     probabilities = rule.probabilities(logits)
     ensemble_logits = np.log(np.clip(probabilities, 1e-7, 1 - 1e-7) / np.clip(1 - probabilities, 1e-7, 1))
     aucs = set_aucs(held, ensemble_logits)

@@ -7,6 +7,7 @@ out ``real/`` and ``fake/`` becomes a two-row table, see :func:`folder_table`):
 - ``label`` (real / fake), ``family`` (real, gan, diffusion, faceswap, reenactment, ...), ``generator``;
 - ``unit``: what must never straddle train / val / test: ``file`` (a video's sampled frames always go together);
   ``video`` (the same, said of a source of clips);
+  ``person`` (every picture of one person: the file name up to its last ``_``, as ``will_smith_00000003.jpg``);
   ``pair`` (a face swap and the source video it was made from: the ``groups`` CSV has columns ``fake,real`` of
   file stems); ``figure`` (tiles cut from one figure: the ``groups`` CSV has columns ``file,figure``);
 - ``role``: ``train`` (split train / val / test by a seeded hash of the unit), ``unseen`` (a generator the
@@ -32,7 +33,7 @@ from ..media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 TABLE = Path(__file__).with_name("sources.csv")
 SPLITS = ("train", "val", "test")
-UNITS = ("file", "video", "pair", "figure")
+UNITS = ("file", "video", "pair", "figure", "person")
 ROLES = {"train": (0.7, 0.15, 0.15), "unseen": (0.0, 0.5, 0.5), "test": (0.0, 0.0, 1.0)}
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
@@ -68,6 +69,8 @@ class Source:
     def _units(self, data_root: Path):
         if self.unit in ("file", "video"):
             return lambda path: path.relative_to(data_root / self.folder).as_posix()
+        if self.unit == "person":  # several photos of one public figure must not straddle splits
+            return lambda path: path.stem.rsplit("_", 1)[0]
         with open(data_root / self.groups, newline="") as handle:
             rows = list(csv.DictReader(handle))
         if self.unit == "pair":  # a fake belongs with its real; the real is its own pair's name

@@ -62,6 +62,9 @@ class Recipe:
     mix: tuple[tuple[str, float], ...] | None = None
     # Validate and export an exponential moving average of the classifier's weights (0 = the raw weights).
     ema_decay: float = 0.0
+    # bf16 autocast on the CPU too (always on a GPU): a gain only on processors with bf16 arithmetic (AVX-512
+    # BF16 / AMX); measure with `python -m detectors bench --training-only` before turning it on.
+    cpu_bf16: bool = False
 
 
 # Sized for <= 90 minutes per small detector on the project's 2-core development machine, measured with two runs
@@ -71,7 +74,7 @@ class Recipe:
 # the probes behind these choices are in the README. The paper variants are for GPUs.
 RECIPES = {
     ("specxnet", "small"): Recipe(steps=2400, validate_every=400, channels_last=False, curriculum=0.75),
-    ("sficonv", "small"): Recipe(steps=2600, validate_every=433),
+    ("sficonv", "small"): Recipe(steps=2600, validate_every=433, channels_last=False),
     ("resynthesis", "small"): Recipe(steps=3000, validate_every=500, sr_steps=800),
     ("mdcsd", "small"): Recipe(steps=4200, validate_every=700),
     ("specxnet", "paper"): Recipe(steps=20000, batch_size=64, lr=5e-4, validate_every=1000, channels_last=False),
@@ -176,10 +179,17 @@ def set_aucs(held: HeldOut, logits: np.ndarray) -> dict[str, float]:
 
 
 def selection_score(aucs: dict[str, float], held: HeldOut) -> float:
-    """What chooses checkpoints: the worst AUC over the criterion sets (unseen generators included), so a
-    model that gains on its own families while it loses on a generator it never saw is not preferred."""
+    """What chooses checkpoints: the worst AUC over the criterion sets (unseen generators and pipelines
+    included: the SFHQ-T2I generators kept out of training, TPDNE StyleGAN2 against web faces), so a model that
+    gains on its own families while it loses on a pipeline it never saw is not preferred."""
     chosen = [aucs[name] for name in held.criterion() if name in aucs]
     return float(min(chosen)) if chosen else float(np.mean(list(aucs.values())))
+
+
+def deciding_set(aucs: dict[str, float], held: HeldOut) -> str | None:
+    """The criterion set whose AUC is the selection score (the one that decided), for the record."""
+    chosen = {name: aucs[name] for name in held.criterion() if name in aucs}
+    return min(chosen, key=chosen.get) if chosen else None
 
 
 def calibration_groups(held: HeldOut) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -190,8 +200,11 @@ def calibration_groups(held: HeldOut) -> tuple[dict[str, np.ndarray], dict[str, 
 
 
 def calibrate(held: HeldOut, probabilities: np.ndarray) -> Calibration:
+    """A detector's own thresholds: the pooled guard (``calibration.fit_guarded_thresholds``), so one odd real
+    source cannot push its "fake" edge to where it never fires."""
     reals, fakes = calibration_groups(held)
-    return fit_guarded_thresholds({k: probabilities[v] for k, v in reals.items()}, {k: probabilities[v] for k, v in fakes.items()})
+    return fit_guarded_thresholds({k: probabilities[v] for k, v in reals.items()}, {k: probabilities[v] for k, v in fakes.items()},
+                                  rule="pooled")
 
 
 def verdict_shares(probabilities: np.ndarray, calibration: Calibration) -> dict[str, float]:
@@ -211,8 +224,10 @@ def heldout_metrics(held: HeldOut, probabilities: np.ndarray, calibration: Calib
 
 class Trainer:
     def __init__(self, name: str, variant: str, cache: Path, run: Run, seed: int = 0, recipe: Recipe | None = None,
-                 val_sbi_count: int = 400, workers: int = 1, overrides: dict | None = None) -> None:
+                 val_sbi_count: int = 400, workers: int = 1, overrides: dict | None = None,
+                 init_from: str | None = None) -> None:
         self.name, self.variant, self.run, self.seed = name, variant, run, seed
+        self.init_from = init_from
         self.recipe = recipe or RECIPES[(name, variant)]
         torch.manual_seed(seed)
         self.model = models.create(name, variant, **(overrides or {})).to(run.device)
@@ -252,14 +267,14 @@ class Trainer:
         return x.contiguous(memory_format=torch.channels_last) if self.recipe.channels_last else x
 
     def _autocast(self):
-        enabled = self.run.device.type == "cuda"
+        enabled = self.run.device.type == "cuda" or self.recipe.cpu_bf16
         return torch.autocast(self.run.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     # -- stages ---------------------------------------------------------------------------------------------
     def _prepare(self) -> None:
         """Statistics some models need before training (MD-CSD's log-DCT normalisation)."""
         fit = getattr(self.model, "fit_frequency_normalisation", None)
-        if fit is None or self.state["step"] > 0 or self.state["stage"] != "classifier":
+        if fit is None or self.state["step"] > 0 or self.state["stage"] != "classifier" or "initialised_from" in self.state:
             return
         mix = dict(self.recipe.mix) if self.recipe.mix else None
         stream = FaceStream(self.sets, "train", seed=self.seed + 7, mix=mix, augmented=True)
@@ -312,9 +327,22 @@ class Trainer:
         reconstruction = sr(self.model.downsample(x))
         return F.l1_loss(reconstruction, x) + 0.1 * spectrum_l1(reconstruction, x)
 
+    def _start_from_checkpoint(self) -> None:
+        """A new run that continues a finished one (a shipped checkpoint or another run's ``best``): its weights
+        and normalisation statistics are the starting point, so re-synthesis skips its super-resolution stage
+        and MD-CSD keeps its log-DCT statistics. A run with a state file resumes that instead."""
+        if self.init_from is None or (self.run.out / STATE_FILE).exists():
+            return
+        start = checkpoints.load(self.init_from, device=self.run.device)
+        if start.config.architecture != self.name:
+            raise ValueError(f"--init-from {self.init_from} holds a {start.config.architecture} checkpoint, not {self.name}")
+        self.model.load_state_dict(start.model.state_dict())
+        self.state.update(stage="classifier", initialised_from=str(self.init_from))
+
     def fit(self) -> Path:
         self.run.out.mkdir(parents=True, exist_ok=True)
         self._load_state()
+        self._start_from_checkpoint()
         if self.state["stage"] == "done":
             return self.run.out / "best"
         if self.state["stage"] == "sr":
@@ -323,7 +351,7 @@ class Trainer:
             self.state["stage"] = "classifier"
             self._save_state(None, "classifier")
         if hasattr(self.model, "freeze_sr"):
-            self.model.freeze_sr(bool(self.recipe.sr_steps))
+            self.model.freeze_sr(bool(self.recipe.sr_steps) or "initialised_from" in self.state)
         self._prepare()
         groups = self.model.param_groups(self.recipe.lr) if hasattr(self.model, "param_groups") else None
         parameters = groups or [p for p in self.model.parameters() if p.requires_grad]
@@ -351,7 +379,8 @@ class Trainer:
         exported = self.average.module if self.average is not None else self.model
         logits, aucs = self._scored(exported)
         worst = selection_score(aucs, self.validation)
-        entry = {"step": self.state["step"], "seconds": round(self.state["seconds"], 1), "worst": round(worst, 4), **aucs}
+        entry = {"step": self.state["step"], "seconds": round(self.state["seconds"], 1), "worst": round(worst, 4),
+                 "decided_by": deciding_set(aucs, self.validation), **aucs}
         if self.average is not None:  # the raw weights too: a paired comparison within one run
             entry["raw"] = self._scored(self.model)[1]
         self.state["history"].append(entry)
@@ -385,6 +414,7 @@ class Trainer:
             "recipe": asdict(self.recipe),
             "seed": self.seed,
             "steps_done": self.state["step"],
+            "initialised_from": self.state.get("initialised_from"),
             "seconds": round(self.state["seconds"], 1),
             "device": self.run.device.type,
             "world_size": self.run.world,
@@ -423,17 +453,26 @@ class Trainer:
 
 def train(name: str, variant: str, cache: Path, out: Path, seed: int = 0, device: str | None = None,
           steps: int | None = None, workers: int = 1, val_sbi_count: int = 400, overrides: dict | None = None,
-          batch_size: int | None = None) -> Path:
+          batch_size: int | None = None, lr: float | None = None, cpu_bf16: bool | None = None,
+          init_from: str | None = None, validate_every: int | None = None) -> Path:
     run = setup_run(out, device)
     recipe = RECIPES[(name, variant)]
     if batch_size is not None:
         recipe = replace(recipe, batch_size=batch_size, sr_batch_size=batch_size)
+    if lr is not None:
+        recipe = replace(recipe, lr=lr)
+    if cpu_bf16 is not None:
+        recipe = replace(recipe, cpu_bf16=cpu_bf16)
+    if init_from is not None:  # the weights went through the augmentation ramp already: full augmentation at once
+        recipe = replace(recipe, curriculum=0.0)
     if steps is not None:  # smoke runs and quick experiments: shorten every stage proportionally
         scale = steps / recipe.steps
         recipe = replace(recipe, steps=steps, sr_steps=int(recipe.sr_steps * scale) and max(1, int(recipe.sr_steps * scale)),
                          warmup_steps=max(1, int(recipe.warmup_steps * scale)), validate_every=max(1, steps // 2))
+    if validate_every is not None:
+        recipe = replace(recipe, validate_every=validate_every)
     try:
-        return Trainer(name, variant, cache, run, seed, recipe, val_sbi_count, workers, overrides).fit()
+        return Trainer(name, variant, cache, run, seed, recipe, val_sbi_count, workers, overrides, init_from).fit()
     finally:
         if run.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
