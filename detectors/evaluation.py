@@ -131,6 +131,12 @@ def summarise(scored: Scored, scorers: Sequence) -> dict:
             result["scorers"][name] = {}
             continue
         entry = {"frame": binary_metrics(labels, probabilities, threshold).to_dict()}
+        if name in levels:  # how often a decisive level (likely fake / likely real) was given, and was right
+            said = np.array(levels[name], dtype=object)
+            right = ((said == "likely fake") & (labels == 1)) | ((said == "likely real") & (labels == 0))
+            wrong = ((said == "likely fake") & (labels == 0)) | ((said == "likely real") & (labels == 1))
+            entry["decisive"] = {"right": round(float(right.mean()), 4), "wrong": round(float(wrong.mean()), 4),
+                                 "levels": {level: round(float(np.mean(said == level)), 4) for level in LEVELS}}
         if "video" in scored.kinds:
             video_scores = np.array([probabilities[groups == g].mean() for g in range(len(scored.kinds))])
             entry["video"] = binary_metrics(np.array(scored.file_labels), video_scores, threshold).to_dict()

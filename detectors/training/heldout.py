@@ -17,7 +17,8 @@ Every crop is held once (:class:`HeldOut`) and scored once; sets are index lists
 ``export`` writes a split as folders for ``python -m detectors evaluate``: ``<set>/real/<source>/`` and
 ``<set>/fake/<source>/`` with links to the original files (a clip once, however many frames were cached), the
 self-blended set as lossless PNG crops (reals and fakes alike, so both go through the same re-detection), and
-``reals/real/<source>/`` with every real source's files for the per-source verdict shares.
+``reals/real/<source>/`` with every real source's files for the per-source verdict shares, and ``all/`` with
+every picture of the split once (all sources together, the self-blended fakes included).
 """
 from __future__ import annotations
 
@@ -159,6 +160,7 @@ def export(sets: dict[str, FaceSet], data_root: str | os.PathLike, out: str | os
             for relative in dict.fromkeys(str(face_set.names[i]).split("#")[0] for i in chosen):
                 file = data_root / face_set.source.folder / relative
                 _link_or_copy(file, folder / label / source / relative.replace("/", "__"))
+                _link_or_copy(file, out / "all" / label / source / relative.replace("/", "__"))
         folders[folder.name] = folder
     if SELF_BLENDED in layout:
         rng = np.random.default_rng(SBI_SEED)
@@ -172,5 +174,9 @@ def export(sets: dict[str, FaceSet], data_root: str | os.PathLike, out: str | os
                     target = folder / label / source / f"{int(i):06d}.png"
                     target.parent.mkdir(parents=True, exist_ok=True)
                     Image.fromarray(image).save(target)
+                # in all/ the blended fakes only: their reals are the sources' own files, already there
+                _link_or_copy(folder / "fake" / source / f"{int(i):06d}.png", out / "all" / "fake" / SELF_BLENDED / f"{source}-{int(i):06d}.png")
         folders[SELF_BLENDED] = folder
+    if (out / "all").is_dir():
+        folders["all"] = out / "all"
     return folders

@@ -28,7 +28,7 @@ from tests.training import tiny_data
 pytestmark = pytest.mark.slow
 TRAIN_ARGS = dict(steps=4, batch_size=8, val_sbi_count=4, workers=0, overrides={"input_size": 64})
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-KEPT_OUT = {"flux-pro", "flux-dev", "dalle3", "ffpp-real", "ffpp-deepfakes", "sadtalker"}
+KEPT_OUT = {"flux-pro", "flux-dev", "dalle3", "ffpp-real", "ffpp-deepfakes", "sadtalker", "tpdne", "web-faces", "web-celebs"}
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,10 @@ def test_no_pair_clip_or_figure_of_the_shared_data_straddles_splits():
     fake_units = {u for _, u in sources["dfdc-fake"].list_files(SHARED)}
     real_units = {u for _, u in sources["dfdc-real"].list_files(SHARED)}
     assert fake_units <= real_units  # every swap's unit is a source video's own
+    # every photo of one public figure in one split, and the five people not all in one
+    people = {path.stem.rsplit("_", 1)[0]: unit for path, unit in sources["web-celebs"].list_files(SHARED)}
+    assert all(person == unit for person, unit in people.items()) and len(people) == 5
+    assert {split_of(u, sources["web-celebs"].fractions) for u in people.values()} == {"val", "test"}
 
 
 def test_cache_holds_every_face_with_landmarks_sizes_and_units(tiny):
@@ -361,6 +365,10 @@ def test_a_users_real_and_fake_folder_trains_calibrates_and_evaluates(tmp_path, 
     assert list(Path("cache").glob("faces-mine-*/real/crops.npy"))  # a cache of its own, beside the shared one's
     assert main(["export-heldout", "--out", "held", *common]) == 0
     assert list(Path("held/fake/fake/fake").iterdir()) and list(Path("held/reals/real/real").iterdir())
+    # all/: every test picture once, for the figures over all sources together
+    everything = sorted(p.name for p in Path("held/all").rglob("*") if p.is_file() or p.is_symlink())
+    assert everything and len(everything) == len(set(everything))
+    assert {p.parent.parent.name for p in Path("held/all").rglob("*.jpg")} == {"real", "fake"}
     assert main(["evaluate", "--checkpoint", "run/best", "--data", "held/fake", "--frames", "3", "--json", "m.json"]) == 0
     sources = json.loads(Path("m.json").read_text())["scorers"]["sficonv"]["sources"]
     assert set(sources) == {"real", "fake"} and "auc" in sources["fake"]
@@ -369,3 +377,6 @@ def test_a_users_real_and_fake_folder_trains_calibrates_and_evaluates(tmp_path, 
     assert main(["calibrate", "--out", "ensemble.json", *common]) == 0
     rule = json.loads(Path("ensemble.json").read_text())
     assert "sficonv" in rule["names"] and rule["calibration"]["uncertain_low"] <= rule["calibration"]["uncertain_high"]
+    levels = rule["levels"]  # the five levels, ordered, each with what it meant on this validation
+    assert levels["likely_real"] <= levels["leaning_real"] <= levels["leaning_fake"] <= levels["likely_fake"]
+    assert set(levels["meaning"]) == {"likely fake", "leaning fake", "uncertain", "leaning real", "likely real"}
