@@ -21,8 +21,10 @@ from detectors.pipeline import AGGREGATION_RULES  # noqa: E402
 TITLE = "Deepfake detectors, side by side"
 INTRO = (
     "Four published detectors (SpecXNet, SFIConv, Re-synthesis, MD-CSDNetwork), re-implemented and trained by us, "
-    "score every face MTCNN finds. You see each detector's calibrated verdict, the ensemble's, how many agree, "
-    "the face's Fourier spectrum against real faces and where super-resolution fails to re-create it. "
+    "score every face MTCNN finds. You see each detector's calibrated verdict, the ensemble's evidence level (from "
+    "likely real to likely fake) with how often that level was right on faces from sources we never trained on, "
+    "what the file itself declares about its origin, the face's Fourier spectrum against real faces and where "
+    "super-resolution fails to re-create it. "
     "**A verdict is evidence, not proof.** Nothing you upload is kept."
 )
 PAGE_MAX_FRAMES = 64  # the slider's top; the CLI and the API's limit is DEFAULT_LIMITS.max_sampled_frames

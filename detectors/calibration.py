@@ -180,9 +180,9 @@ def fit_guarded_thresholds(reals: dict[str, np.ndarray], fakes: dict[str, np.nda
         low = min(_pooled_below(fake_groups, max_missed),
                   min(threshold_below(s, SOURCE_SLACK * max_missed) for s in fake_groups))
         method = (f"fake at or above the threshold: <= {max_false_alarms:.0%} of the validation reals of all sources "
-                  f"together (each source alike) and <= {SOURCE_SLACK * max_false_alarms:.0%} of any one source's; real "
+                  f"together (each source alike) and <= {SOURCE_SLACK * max_false_alarms:.1%} of any one source's; real "
                   f"below the low edge: <= {max_missed:.0%} of all fake families' faces together and "
-                  f"<= {SOURCE_SLACK * max_missed:.0%} of any one family's")
+                  f"<= {SOURCE_SLACK * max_missed:.1%} of any one family's")
     else:
         raise ValueError(f"unknown threshold rule {rule!r}: worst or pooled")
     return Calibration(decision=high, uncertain_low=min(low, high), uncertain_high=high, method=method)

@@ -172,8 +172,16 @@ def level_meaning_text(level: str, meaning: dict | None, set_names: dict[str, st
             f'this level was {lean}' + (f" (share fake by set: {per_set})" if per_set else "") + ".</span>")
 
 
+def level_share_text(level: str, share: float | None) -> str:
+    """A level's validation share in the words of its side: "79% real" for the real levels, "96% fake" else."""
+    if share is None:
+        return "n/a"
+    return f"{1 - share:.0%} real" if level.endswith("real") else f"{share:.0%} fake"
+
+
 def level_scale_html(level: str | None, meanings: dict[str, dict] | None) -> str:
-    """The five levels left to right, the face's level marked, each with its validation share of fakes."""
+    """The five levels left to right, the face's level marked, each with how often validation faces at that
+    level were what it leans to."""
     cells = []
     for name in SCALE:
         colour, background = _TONES[name]
@@ -181,10 +189,10 @@ def level_scale_html(level: str | None, meanings: dict[str, dict] | None) -> str
         active = name == level
         border = f"2px solid {colour}" if active else "1px solid #d0d5dd"
         cells.append(f'<div class="level-step{" active" if active else ""}" data-level="{name}" title="{_WORDS[name]}: '
-                     f'{_share(share)} of validation faces at this level were fake" style="flex:1;min-width:72px;text-align:center;'
+                     f'{level_share_text(name, share)} among validation faces at this level" style="flex:1;min-width:72px;text-align:center;'
                      f'border:{border};background:{background if active else "#fff"};border-radius:6px;padding:3px 4px;'
                      f'font-weight:{700 if active else 400}"><span style="color:{colour}">{_WORDS[name]}</span>'
-                     f'<br><small>{_share(share)} fake</small></div>')
+                     f'<br><small>{level_share_text(name, share)}</small></div>')
     return f'<div class="level-scale" style="display:flex;flex-wrap:wrap;gap:4px;margin-top:6px">{"".join(cells)}</div>'
 
 

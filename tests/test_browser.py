@@ -102,8 +102,9 @@ def test_image_tab(browser, app_url, face_png):
     assert steps.count() == 5
     for i in range(5):
         step = steps.nth(i)
-        share = levels.meaning[step.get_attribute("data-level")]["fake_share"]
-        assert f"{share:.0%} fake" in step.inner_text()
+        name = step.get_attribute("data-level")
+        share = levels.meaning[name]["fake_share"]
+        assert (f"{1 - share:.0%} real" if name.endswith("real") else f"{share:.0%} fake") in step.inner_text()
     assert page.locator("#image-summary .level-step.active").get_attribute("data-level") == level
     # The verdict table: four detector rows with a probability and the band's two edges, plus the ensemble's row.
     cells = [c.strip() for c in page.locator("#image-verdicts").first.inner_text().splitlines() if c.strip()]

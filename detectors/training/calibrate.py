@@ -15,6 +15,7 @@ from ..calibration import fit_ensemble
 from ..checkpoints import CONFIG_FILE, Thresholds
 from .data import load_all
 from .heldout import HeldOut, heldout
+from .model_card import refresh_validation_section
 from .trainer import calibrate, calibration_groups, heldout_metrics, selection_score, set_aucs
 
 
@@ -40,6 +41,8 @@ def refit_member_thresholds(detector, held: HeldOut, logits: np.ndarray):
     config.setdefault("metrics", {})["calibration"] = calibration.to_dict()
     config["metrics"]["validation"] = heldout_metrics(held, probabilities, calibration)
     config_file.write_text(json.dumps(config, indent=2) + "\n")
+    if (folder / "README.md").exists():
+        refresh_validation_section(folder)
     return calibration
 
 

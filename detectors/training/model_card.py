@@ -72,6 +72,15 @@ def _data_text(training: dict) -> str:
     return f"sources {', '.join(trained)} and self-blended fakes; never trained on {', '.join(unseen) or 'none'}"
 
 
+def _continued(training: dict) -> str:
+    """The options of a run that continued another checkpoint's weights (``--init-from``), else nothing."""
+    start = training.get("initialised_from")
+    if not start:
+        return ""
+    recipe = training["recipe"]
+    return f" --init-from {start} --steps {recipe['steps']} --lr {recipe['lr']:g} --validate-every {recipe['validate_every']}"
+
+
 def _calibration_text(config: dict) -> str:
     method = (config.get("metrics") or {}).get("calibration", {}).get("method", "")
     return method or "fitted on validation data"
@@ -100,12 +109,35 @@ def _metrics_table(validation: dict) -> str:
     return "\n".join(rows)
 
 
+def validation_section(config: dict) -> str:
+    """The card's "Validation" section: the held-out sets, the reals' verdict shares and the thresholds."""
+    training, thresholds = config["training"], config["thresholds"]
+    return f"""## Validation (best checkpoint: step {training['steps_done']} of {training['recipe']['steps']})
+{_metrics_table(config['metrics']['validation'])}
+
+"Fake" at or above {thresholds['uncertain_high']:.4f} ({_calibration_text(config)}); "real" below
+{thresholds['uncertain_low']:.4f}; "uncertain" in between. The checkpoint kept is the one with the best worst-set
+validation AUC, the generators it never trained on included.
+"""
+
+
+def refresh_validation_section(folder: Path) -> Path:
+    """Rewrite an existing card's "Validation" section from its ``config.json`` (after ``calibrate --members``
+    refits the thresholds), keeping every other section as it is."""
+    config = json.loads((Path(folder) / CONFIG_FILE).read_text())
+    path = Path(folder) / "README.md"
+    card = path.read_text()
+    start = card.index("## Validation")
+    end = card.find("\n## ", start + 1)
+    path.write_text(card[:start] + validation_section(config) + (card[end:] if end >= 0 else ""))
+    return path
+
+
 def write_model_card(folder: Path, args) -> Path:
     config = json.loads((Path(folder) / CONFIG_FILE).read_text())
     name = config["architecture"]
     title, paper = PAPERS[name]
     training = config["training"]
-    thresholds = config["thresholds"]
     parameters = sum(p.numel() for p in models.create(name, config["variant"], **config["overrides"]).parameters())
     minutes = training["seconds"] / 60
     card = f"""---
@@ -139,18 +171,12 @@ This is our recipe for short CPU training, not the paper's (see `detectors/train
 
 Reproduce:
 ```bash
-python -m detectors train --detector {name} --variant {config['variant']} --seed {training['seed']} --max-celeba {args.max_celeba} --out runs/{name}-{config['variant']}
+python -m detectors train --detector {name} --variant {config['variant']} --seed {training['seed']} --max-celeba {args.max_celeba} --out runs/{name}-{config['variant']}{_continued(training)}
 ```
 Training time: {minutes:.1f} min of training steps on {training['hardware']} ({training['device']}, world size {training['world_size']}),
 face caching excluded.
 
-## Validation (best checkpoint: step {training['steps_done']} of {training['recipe']['steps']})
-{_metrics_table(config['metrics']['validation'])}
-
-"Fake" at or above {thresholds['uncertain_high']:.4f} ({_calibration_text(config)}); "real" below
-{thresholds['uncertain_low']:.4f}; "uncertain" in between. The checkpoint kept is the one with the best worst-set
-validation AUC, the generators it never trained on included.
-
+{validation_section(config)}
 ## Limits
 {LIMITS}
 
