@@ -329,7 +329,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .training.calibrate import fit_and_save_ensemble
+    from .training.calibrate import fit_and_save_ensemble, heldout_report
+
+    if args.report:
+        print(heldout_report(_face_cache(args), args.report, args.device))
+        return EXIT_OK
 
     path = fit_and_save_ensemble(_face_cache(args), args.device, Path(args.out) if args.out else None, members=args.members)
     print(f"ensemble rule written to {path}", file=sys.stderr)
@@ -418,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = commands.add_parser("calibrate", help="fit the ensemble rule on validation data (assets/checkpoints/ensemble.json)")
     _data_arguments(calibrate)
     calibrate.add_argument("--device", default="cpu")
+    calibrate.add_argument("--report", choices=("val", "test"),
+                           help="fit nothing: print the shipped detectors' and ensemble's AUC per held-out set and the "
+                                "evidence levels per source on that split (the cached crops)")
     calibrate.add_argument("--members", action="store_true",
                            help="also refit each shipped detector's own thresholds (config.json); run `manifest` after")
     calibrate.add_argument("--out", help="where to write the rule (default assets/checkpoints/ensemble.json)")

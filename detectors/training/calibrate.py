@@ -75,3 +75,41 @@ def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = N
     path = path or registry.ASSETS / registry.ENSEMBLE_FILE
     path.write_text(json.dumps(report, indent=2) + "\n")
     return path
+
+
+REPORT_SETS = ("gan", "faceswap", "diffusion", "self-blended", "unseen diffusion", "unseen gan", "unseen faceswap", "unseen reenactment")
+
+
+def heldout_report(cache: str, split: str = "test", device: str = "cpu") -> str:
+    """Markdown: each shipped detector's and the ensemble's AUC per held-out set of ``split``, the share of each
+    evidence level per source (as the app gives them: the corroboration rule included), and how often a decisive
+    level (likely fake / likely real) was given and was right over all faces together. Scores the cached crops."""
+    from ..calibration import LEVELS
+    from ..metrics import binary_metrics
+
+    result = registry.load_all(device=torch.device(device))
+    ensemble = registry.load_ensemble(result.detectors)
+    if ensemble is None or ensemble.rule.levels is None:
+        raise SystemExit("heldout report: the shipped ensemble rule (with levels) could not be loaded; run calibrate")
+    held = heldout(load_all(cache), split)
+    names = [d.name for d in result.detectors]
+    logits = np.stack([np.concatenate([d.logits(held.crops[i : i + 64]) for i in range(0, len(held), 64)]) for d in result.detectors], axis=1)
+    columns = np.stack([logits[:, names.index(n)] if n in names else np.full(len(held), np.nan) for n in ensemble.rule.names], axis=1)
+    p = ensemble.rule.probabilities(columns)
+    votes = sum(np.array([d.verdict(float(q)) == "fake" for q in expit(logits[:, j])], dtype=int) for j, d in enumerate(result.detectors))
+    levels = np.array([ensemble.level(float(q), int(v)) for q, v in zip(p, votes)], dtype=object)
+    sets = [s for s in REPORT_SETS if s in held.sets and len(set(held.labels[held.sets[s]].tolist())) == 2]
+    lines = ["| detector | " + " | ".join(f"{s} ({(held.labels[held.sets[s]] == 0).sum()} / {(held.labels[held.sets[s]] == 1).sum()})" for s in sets) + " |",
+             "|---|" + "---|" * len(sets)]
+    for name, scores in [*zip(names, logits.T), ("ensemble", p)]:
+        lines.append(f"| {name} | " + " | ".join(f"{binary_metrics(held.labels[held.sets[s]], scores[held.sets[s]]).auc:.3f}" for s in sets) + " |")
+    lines += ["", "| " + split + " source | faces | " + " | ".join(LEVELS) + " |", "|---|---|" + "---|" * len(LEVELS)]
+    for label in (0, 1):
+        for source in sorted(set(held.sources[held.labels == label].tolist())):
+            chosen = (held.sources == source) & (held.labels == label)
+            lines.append(f"| {'fake' if label else 'real'}: {source} | {chosen.sum()} | " + " | ".join(f"{np.mean(levels[chosen] == level):.1%}" for level in LEVELS) + " |")
+    y = held.labels
+    right = np.mean(((levels == "likely fake") & (y == 1)) | ((levels == "likely real") & (y == 0)))
+    wrong = np.mean(((levels == "likely fake") & (y == 0)) | ((levels == "likely real") & (y == 1)))
+    lines += ["", f"All {len(y)} {split} faces together: a decisive level (likely fake / likely real) right on {right:.1%}, wrong on {wrong:.1%}."]
+    return "\n".join(lines)

@@ -380,3 +380,4 @@ def test_a_users_real_and_fake_folder_trains_calibrates_and_evaluates(tmp_path, 
     levels = rule["levels"]  # the five levels, ordered, each with what it meant on this validation
     assert levels["likely_real"] <= levels["leaning_real"] <= levels["leaning_fake"] <= levels["likely_fake"]
     assert set(levels["meaning"]) == {"likely fake", "leaning fake", "uncertain", "leaning real", "likely real"}
+    assert main(["calibrate", "--report", "val", *common]) == 0  # the levels per source, as the app gives them
