@@ -117,7 +117,7 @@ def timeline_figure(timestamps: list[float], series: dict[str, list[float | None
             )
         )
     if threshold is not None:
-        figure.add_hline(y=threshold, line=dict(color="grey", dash="dash"), annotation_text="ensemble threshold", annotation_position="top left")
+        figure.add_hline(y=threshold, line=dict(color="grey", dash="dash"), annotation_text="ensemble: likely fake from here", annotation_position="top left")
     figure.update_layout(title=title, xaxis_title="time (s)", yaxis_title="P(fake)", yaxis_range=[0, 1],
                          legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0), **_LAYOUT)
     return figure
@@ -167,7 +167,8 @@ def level_meaning_text(level: str, meaning: dict | None, set_names: dict[str, st
     names = set_names or {}
     per_set = ", ".join(f"{escape(names.get(k, k))} {_share(v)}" for k, v in meaning.get("by_set", {}).items() if v is not None)
     share = meaning["fake_share"]
-    lean = (f"fake {share:.0%} of the time" if share >= 0.5 else f"real {1 - share:.0%} of the time")
+    # a level says how often it was right about its own side; "uncertain" gives its share of fakes
+    lean = f"real {1 - share:.0%} of the time" if level.endswith("real") else f"fake {share:.0%} of the time"
     return (f'<span class="level-meaning">On validation faces (sources never trained on included, real and fake at even odds), '
             f'this level was {lean}' + (f" (share fake by set: {per_set})" if per_set else "") + ".</span>")
 
