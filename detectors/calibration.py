@@ -192,6 +192,8 @@ def fit_guarded_thresholds(reals: dict[str, np.ndarray], fakes: dict[str, np.nda
 LEVELS = ("likely fake", "leaning fake", "uncertain", "leaning real", "likely real")
 LEVEL_VERDICTS = {"likely fake": "fake", "leaning fake": "uncertain", "uncertain": "uncertain",
                   "leaning real": "uncertain", "likely real": "real"}  # the three-way verdict kept beside the level
+# Where a rule has no levels (an ensemble fitted before them, or the majority vote): the verdict's own level.
+VERDICT_LEVELS = {"fake": "likely fake", "real": "likely real", "uncertain": "uncertain"}
 # How the page names each held-out set (``training.heldout``) when it says what a level meant on it.
 SET_TITLES = {"gan": "StyleGAN", "faceswap": "DFDC swaps", "diffusion": "diffusion", "unseen diffusion": "unseen diffusion",
               "unseen gan": "unseen StyleGAN2 (web)", "self-blended": "self-blended"}

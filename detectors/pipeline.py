@@ -23,7 +23,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from . import provenance
-from .calibration import clip_level, level_verdict
+from .calibration import VERDICT_LEVELS, clip_level, level_verdict
 from .faces import FaceCrop, FaceCropper, whole_image_crop
 from .media import DEFAULT_LIMITS, InputError, Limits, Picture, VideoFrame, detect_kind, printable, sample_frames
 from .preprocess import CROP_SIZE, SharedInput
@@ -33,8 +33,6 @@ PREFETCH_FILES = 8  # files decoded and searched ahead of the scoring (bounded: 
 BATCH_FILES = 8  # prepared files whose faces are scored together
 PREFETCH_THREADS = 2  # threads that decode and search ahead, one torch thread each (34.5 ms per FFHQ portrait against 36.4 with one)
 Verdict = Literal["fake", "real", "uncertain", "no-face"]
-# Where a rule has no levels (an ensemble fitted before them, or the majority vote): the verdict's own level.
-_VERDICT_LEVELS = {"fake": "likely fake", "real": "likely real", "uncertain": "uncertain"}
 AggregationRule = Literal["mean", "confident"]
 AGGREGATION_RULES: dict[str, str] = {
     "mean": "mean of the frames' fake probabilities",
@@ -227,7 +225,7 @@ class Analyzer:
             result.level = self.ensemble.level(result.ensemble, list(result.verdicts.values()).count("fake"))
         else:
             result.ensemble = float(np.mean(list(result.scores.values())))
-            result.level = _VERDICT_LEVELS[majority(list(result.verdicts.values()))]
+            result.level = VERDICT_LEVELS[majority(list(result.verdicts.values()))]
         result.verdict = level_verdict(result.level)
 
     def analyze_image(self, image: np.ndarray, whole_image_if_no_face: bool = False) -> ImageReport:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import checkpoints
-from .calibration import EnsembleRule
+from .calibration import VERDICT_LEVELS, EnsembleRule
 from .checkpoints import CheckpointConfig, CheckpointError, Thresholds
 from .fast_path import fast_path as fast_path_of
 from .preprocess import SharedInput
@@ -125,7 +125,7 @@ class EnsembleScorer:
         (the corroboration rule); a rule fitted before levels: its verdict's level."""
         if self.rule.levels is not None:
             return self.rule.levels.level(probability, fake_votes)
-        return {"fake": "likely fake", "real": "likely real"}.get(self.verdict(probability), "uncertain")
+        return VERDICT_LEVELS.get(self.verdict(probability), "uncertain")
 
     @property
     def meanings(self) -> dict[str, dict] | None:

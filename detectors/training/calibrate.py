@@ -46,6 +46,11 @@ def refit_member_thresholds(detector, held: HeldOut, logits: np.ndarray):
     return calibration
 
 
+def fake_votes_of(detectors, logits: np.ndarray) -> np.ndarray:
+    """Per row of ``logits`` (one column per detector): how many detectors say "fake" on their own."""
+    return np.stack([[d.verdict(float(p)) == "fake" for p in expit(logits[:, j])] for j, d in enumerate(detectors)], axis=1).sum(axis=1)
+
+
 def thresholds_of(calibration) -> Thresholds:
     return Thresholds(calibration.decision, calibration.uncertain_low, calibration.uncertain_high)
 
@@ -61,7 +66,7 @@ def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = N
         for j, detector in enumerate(result.detectors):
             detector.config.thresholds = thresholds_of(refit_member_thresholds(detector, held, logits[:, j]))
     # each face's detectors saying "fake" on their own, for the levels' corroboration rule
-    fake_votes = np.stack([[d.verdict(float(p)) == "fake" for p in expit(logits[:, j])] for j, d in enumerate(result.detectors)], axis=1).sum(axis=1)
+    fake_votes = fake_votes_of(result.detectors, logits)
     sets = {name: held.sets[name] for name in held.criterion()}
     rule = fit_ensemble(names, logits, held.labels, groups=calibration_groups(held), weights=set_weights(held), sets=sets,
                         fake_votes=fake_votes)
@@ -96,7 +101,7 @@ def heldout_report(cache: str, split: str = "test", device: str = "cpu") -> str:
     logits = np.stack([np.concatenate([d.logits(held.crops[i : i + 64]) for i in range(0, len(held), 64)]) for d in result.detectors], axis=1)
     columns = np.stack([logits[:, names.index(n)] if n in names else np.full(len(held), np.nan) for n in ensemble.rule.names], axis=1)
     p = ensemble.rule.probabilities(columns)
-    votes = sum(np.array([d.verdict(float(q)) == "fake" for q in expit(logits[:, j])], dtype=int) for j, d in enumerate(result.detectors))
+    votes = fake_votes_of(result.detectors, logits)
     levels = np.array([ensemble.level(float(q), int(v)) for q, v in zip(p, votes)], dtype=object)
     sets = [s for s in REPORT_SETS if s in held.sets and len(set(held.labels[held.sets[s]].tolist())) == 2]
     lines = ["| detector | " + " | ".join(f"{s} ({(held.labels[held.sets[s]] == 0).sum()} / {(held.labels[held.sets[s]] == 1).sum()})" for s in sets) + " |",
