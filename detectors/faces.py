@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import _torchvision_compat  # noqa: F401  (facenet-pytorch imports torchvision)
+from .face_search import FaceSearch
 
 DEFAULT_MARGIN = 1.3
 DEFAULT_MIN_CONFIDENCE = 0.9
@@ -90,7 +90,8 @@ def whole_image_crop(image: np.ndarray, size: int) -> FaceCrop:
 
 
 class FaceCropper:
-    """facenet-pytorch MTCNN with our confidence threshold, margin and downscaling of large pictures.
+    """MTCNN face search (:mod:`detectors.face_search`) with our confidence threshold, margin and downscaling of
+    large pictures.
 
     Speed (the fast path measured by ``python -m detectors bench``): large pictures are searched at most
     ``max_detect_side`` pixels on their long side (boxes are mapped back), and faces smaller than
@@ -107,13 +108,11 @@ class FaceCropper:
         min_face_size: int = 40,
         max_detect_side: int = 640,
     ) -> None:
-        from facenet_pytorch import MTCNN
-
         self.min_confidence = min_confidence
         self.margin = margin
         self.max_detect_side = max_detect_side
         self.min_face_size = min_face_size
-        self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=torch.device(device))
+        self.search = FaceSearch(device=device)
 
     def _searchable(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         long_side = max(image.shape[:2])
@@ -145,35 +144,24 @@ class FaceCropper:
         return results
 
     def _search(self, prepared: Sequence[tuple[np.ndarray, float, int]]) -> list[list[Face]]:
-        """MTCNN on (searched copy, its scale, its border) triples; faces in original picture pixels."""
+        """Face search on (searched copy, its scale, its border) triples; faces in original picture pixels."""
         results: list[list[Face]] = [[] for _ in prepared]
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, (copy, scale, _) in enumerate(prepared):
             groups.setdefault(copy.shape, []).append(i)
-        for shape, indices in groups.items():
+        for indices in groups.values():
             scale = prepared[indices[0]][1]
-            # The smallest face, in searched pixels (MTCNN reads the attribute at every call).
-            self.mtcnn.min_face_size = max(20, round(self.min_face_size * scale))
-            if min(shape[:2]) < self.mtcnn.min_face_size:
-                continue  # no face this size fits (and MTCNN's image pyramid would be empty)
-            with torch.inference_mode():
-                boxes, scores, points = self.mtcnn.detect(np.stack([prepared[i][0] for i in indices]), landmarks=True)
-            for i, b, s, p in zip(indices, boxes, scores, points):
-                results[i] = self._faces(b, s, p, prepared[i][1], prepared[i][2])
+            min_face_size = max(20, round(self.min_face_size * scale))  # the smallest face, in searched pixels
+            found = self.search(np.stack([prepared[i][0] for i in indices]), min_face_size)
+            for i, faces in zip(indices, found):
+                results[i] = self._faces(faces, prepared[i][1], prepared[i][2])
         return results
 
-    def _faces(self, boxes, scores, points, scale: float, border: int = 0) -> list[Face]:
-        if boxes is None:
-            return []
-        # facenet-pytorch returns object arrays in batch mode: cast before arithmetic.
-        boxes = (np.asarray(boxes, dtype=np.float64).reshape(-1, 4) - border) / scale
-        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        points = (np.asarray(points, dtype=np.float64).reshape(-1, 5, 2) - border) / scale
-        faces = [
-            Face(tuple(float(v) for v in box), float(score), pts)
-            for box, score, pts in zip(boxes, scores, points)
-            if score >= self.min_confidence
-        ]
+    def _faces(self, found, scale: float, border: int = 0) -> list[Face]:
+        boxes = (found.boxes - border) / scale
+        points = (found.landmarks - border) / scale
+        faces = [Face(tuple(float(v) for v in box), float(score), pts)
+                 for box, score, pts in zip(boxes, found.scores, points) if score >= self.min_confidence]
         return sorted(faces, key=lambda face: -face.score)
 
     def detect(self, image: np.ndarray) -> list[Face]:
