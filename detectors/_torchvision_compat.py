@@ -10,8 +10,10 @@ Imported once, first thing, by ``detectors/__init__.py``.
 """
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import os
+import sys
 
 import numpy as np
 import torch
@@ -91,7 +93,11 @@ def _nms_defined() -> bool:
 
 
 def install() -> bool:
-    """Register the fallback ``torchvision::nms`` if needed. Returns True when the fallback is in use."""
+    """Register the fallback ``torchvision::nms`` if needed. Returns True when the fallback is in use.
+
+    torchvision itself is not imported here (its import takes over a second: it pulls in ``torch._dynamo``, and
+    the app's face search does not need it); it is patched when something imports it (:class:`_PatchExtension`).
+    """
     global _library
     if _library is not None:
         return True
@@ -103,13 +109,41 @@ def install() -> bool:
         _library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     _library.impl("nms", nms_reference, "CompositeExplicitAutograd")
     _library.impl("qnms", _qnms_reference, "CompositeExplicitAutograd")
+    if "torchvision" in sys.modules:
+        _declare_ops(sys.modules["torchvision"])
+    else:
+        sys.meta_path.insert(0, _PatchTorchvision())
+    return True
 
-    # torchvision.ops.nms refuses to run while the extension is missing; our kernel stands in for its nms
-    # (the other C++ ops stay missing and still fail loudly if anything calls them).
+
+def _declare_ops(module) -> None:
+    """torchvision.ops.nms refuses to run while the extension is missing; our kernel stands in for its nms (the
+    other C++ ops stay missing and still fail loudly if anything calls them). Only once torchvision's own import
+    has finished: during it, a present extension would make it look up ops that are not there."""
     import torchvision.extension
 
     torchvision.extension._has_ops = lambda: True
-    return True
+
+
+class _PatchTorchvision(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: when ``torchvision`` is first imported, wraps its loading so that
+    :func:`_declare_ops` runs right after, then steps aside."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "torchvision":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        execute = spec.loader.exec_module
+
+        def exec_module(module):
+            execute(module)
+            _declare_ops(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
 
 
 install()

@@ -11,10 +11,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import expit
 
 from detectors.metrics import equal_error_rate, validate_inputs
+
+
+def expit(x):
+    """1 / (1 + e^-x), without overflow warnings: scipy.special's, whose import took half a second of every start."""
+    return np.exp(-np.logaddexp(0.0, -np.asarray(x, dtype=np.float64)))
+
+
+def logit(p):
+    """log(p / (1 - p)), the inverse of :func:`expit`."""
+    p = np.asarray(p, dtype=np.float64)
+    return np.log(p) - np.log1p(-p)
 
 
 @dataclass
@@ -442,6 +451,8 @@ def fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0,
         return 0.5 * w @ w + c * loss, gradient
 
     bounds = [(0.0, None)] * d + [(None, None)]
+    from scipy.optimize import minimize  # only when fitting: its import is a slow part of start-up
+
     result = minimize(objective, np.zeros(d + 1), jac=True, method="L-BFGS-B", bounds=bounds,
                       options={"maxiter": 1000, "gtol": 1e-8})
     return result.x[:d], float(result.x[d])

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Iterable, Iterator, Literal, Protocol, Sequence
 
 import numpy as np
-from scipy.special import expit, logit
 
 from . import provenance
-from .calibration import VERDICT_LEVELS, clip_level, level_verdict
+from .calibration import VERDICT_LEVELS, clip_level, expit, level_verdict, logit
 from .faces import FaceCrop, FaceCropper, whole_image_crop
 from .media import DEFAULT_LIMITS, InputError, Limits, Picture, VideoFrame, detect_kind, printable, sample_frames
 from .preprocess import CROP_SIZE, SharedInput

@@ -145,7 +145,7 @@ def _analyzer():
 
 
 def _face(p: float):
-    from scipy.special import logit
+    from detectors.calibration import logit
 
     from detectors.pipeline import FaceResult
 

@@ -56,8 +56,13 @@ def test_the_fast_path_is_cached_per_checkpoint_and_a_bad_cache_is_rebuilt(monke
     with torch.no_grad():
         for parameter in other.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
-    fast_path._save(fast_path._frozen(other, torch.rand(2, 3, 128, 128)), cached[0])
-    fourth = registry.load_detector("specxnet", source, torch.device("cpu"))
-    assert np.abs(fourth.logits(crops) - eager.logits(crops)).max() < fast_path.TOLERANCE
+    stale = fast_path._frozen(other, torch.rand(2, 3, 128, 128))
+    check = fast_path._inputs(128, torch.device("cpu"))[1]
+    with torch.no_grad():
+        recorded = {"another checkpoint's": (other(check), "0" * 64), "this checkpoint's": (eager.model(check), None)}
+    for what, (logits, digest) in recorded.items():  # with the logits of another checkpoint, or with this one's
+        fast_path._save(stale, cached[0], logits, digest or registry.manifest()["specxnet"]["model.safetensors"])
+        fourth = registry.load_detector("specxnet", source, torch.device("cpu"))
+        assert np.abs(fourth.logits(crops) - eager.logits(crops)).max() < fast_path.TOLERANCE, what
     # The other three run eagerly (as fast without a trace), so they start without one.
     assert registry.load_detector("sficonv", str(registry.ASSETS / "sficonv"), torch.device("cpu")).fast is None

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scipy.special import expit
 
 from .. import registry
-from ..calibration import fit_ensemble
+from ..calibration import expit, fit_ensemble
 from ..checkpoints import CONFIG_FILE, Thresholds
 from .data import load_all
 from .heldout import HeldOut, heldout

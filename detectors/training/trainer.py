@@ -27,13 +27,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from scipy.special import expit
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .. import checkpoints, models
 from ..bench import machine_description
-from ..calibration import Calibration, fit_guarded_thresholds
+from ..calibration import Calibration, expit, fit_guarded_thresholds
 from ..checkpoints import CheckpointConfig, Thresholds
 from ..metrics import binary_metrics
 from ..preprocess import CROP_SIZE, model_input
