@@ -15,7 +15,7 @@ import resource
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -32,6 +32,12 @@ class Timing:
     p95_s: float
     runs: int
     ratio_to_reference: float | None = None
+    samples: tuple[float, ...] = field(default=(), repr=False)  # seconds of each run (not reported)
+
+    def __add__(self, other: "Timing") -> "Timing":
+        """One timing from the runs of both (the reference measured before and after the rest)."""
+        samples = self.samples + other.samples
+        return Timing(self.name, float(np.median(samples)), float(np.percentile(samples, 95)), len(samples), samples=samples)
 
     def row(self) -> str:
         ratio = "" if self.ratio_to_reference is None else f"{self.ratio_to_reference:.2f}"
@@ -48,7 +54,7 @@ def measure(name: str, run: Callable[[], object], repeats: int = 10, warmup: int
         begin = time.perf_counter()
         run()
         samples.append(time.perf_counter() - begin)
-    return Timing(name, float(np.median(samples)), float(np.percentile(samples, 95)), len(samples))
+    return Timing(name, float(np.median(samples)), float(np.percentile(samples, 95)), len(samples), samples=tuple(samples))
 
 
 def _synchronised(device: torch.device, fn: Callable[[], object]) -> Callable[[], object]:
@@ -180,7 +186,9 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
     sync = lambda fn: _synchronised(device, fn)  # noqa: E731
     timings = [
         measure("decode: 512 x 512 JPEG", lambda: load_image(picture), repeats),
-        measure("face detection: MTCNN, 512 x 512", sync(lambda: analyzer.cropper.detect(image)), repeats),
+        measure("face search: MTCNN (detectors.face_search), 512 x 512", sync(lambda: analyzer.cropper.detect(image)), repeats),
+        measure("face search: facenet-pytorch's MTCNN.detect, the search it replaced, 512 x 512",
+                sync(facenet_search(device, analyzer.cropper.min_face_size, image)), repeats),
         measure("cropping: one face to 256 px", lambda: analyzer.cropper.crop(image, faces[0], CROP_SIZE), repeats),
     ]
     for detector in analyzer.detectors:
@@ -228,6 +236,72 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
         "detector_workers": workers,
     }
     return timings, extra
+
+
+def facenet_search(device: torch.device, min_face_size: int, image: np.ndarray) -> Callable[[], object]:
+    """facenet-pytorch's own MTCNN on ``image`` with the cropper's settings: what the face search replaced."""
+    from facenet_pytorch import MTCNN
+
+    mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, select_largest=False, device=device)
+    return lambda: mtcnn.detect(image, landmarks=True)
+
+
+def face_search_agreement(paths: Sequence[Path], frames: int = 16, min_face_size: int = 40) -> dict:
+    """The face search against facenet-pytorch's MTCNN (the search it replaced) on the same pictures: pictures and
+    frames with a face, faces, faces matched (IoU >= 0.5 with one of ours) and their IoU, and each one's seconds
+    per picture. Pictures larger than the cropper's search size are searched, by both, on the same reduced copy."""
+    from facenet_pytorch import MTCNN
+
+    from .faces import FaceCropper
+    from .media import InputError, Picture, detect_kind, sample_frames
+
+    cropper = FaceCropper(min_face_size=min_face_size)
+    reference = MTCNN(keep_all=True, min_face_size=min_face_size, select_largest=False)
+    per_folder: dict[str, dict] = {}
+    for path in paths:
+        try:
+            if detect_kind(path) == "image":
+                images = [Picture(path).decoded(Picture(path).reduction_for(cropper.max_detect_side))[0]]
+            else:
+                images = [frame.image for frame in sample_frames(path, frames)]
+        except InputError:
+            continue
+        tally = per_folder.setdefault(str(Path(path).parent), {"pictures": 0, "with a face: facenet-pytorch": 0, "with a face: ours": 0,
+                                                                "faces: facenet-pytorch": 0, "faces: ours": 0, "matched": 0, "ious": [],
+                                                                "seconds: facenet-pytorch": 0.0, "seconds: ours": 0.0})
+        for image in images:
+            copy, scale = cropper._searchable(image)
+            started = time.perf_counter()
+            boxes, _ = reference.detect(copy)
+            middle = time.perf_counter()
+            ours = cropper.search(copy[None], max(20, round(min_face_size * scale)))[0]
+            tally["seconds: facenet-pytorch"] += middle - started
+            tally["seconds: ours"] += time.perf_counter() - middle
+            theirs = [] if boxes is None else np.asarray(boxes, dtype=np.float64)
+            tally["pictures"] += 1
+            tally["with a face: facenet-pytorch"] += len(theirs) > 0
+            tally["with a face: ours"] += len(ours.boxes) > 0
+            tally["faces: facenet-pytorch"] += len(theirs)
+            tally["faces: ours"] += len(ours.boxes)
+            for box in theirs:
+                best = max((_iou(box, mine) for mine in ours.boxes), default=0.0)
+                if best >= 0.5:
+                    tally["matched"] += 1
+                    tally["ious"].append(best)
+    for tally in per_folder.values():
+        ious = np.array(tally.pop("ious") or [np.nan])
+        tally["IoU: min"], tally["IoU: 1st percentile"] = round(float(np.min(ious)), 4), round(float(np.percentile(ious, 1)), 4)
+        for key in ("seconds: facenet-pytorch", "seconds: ours"):
+            tally[key.replace("seconds", "ms per picture")] = round(1000 * tally.pop(key) / max(1, tally["pictures"]), 1)
+    return per_folder
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def large_photo(path: Path, size: tuple[int, int] = (4000, 3000), face_side: int = 1800) -> Path:
@@ -380,8 +454,12 @@ def machine_description(device: torch.device) -> str:
 def report(reference: Timing, timings: list[Timing], device: torch.device, **extra) -> dict:
     for timing in timings:
         timing.ratio_to_reference = timing.median_s / reference.median_s
-    return {"device": str(device), "machine": machine_description(device), "reference": asdict(reference),
-            "timings": [asdict(t) for t in timings], "peak_rss_mb": round(peak_rss_mb(), 1), **extra}
+
+    def reported(timing: Timing) -> dict:
+        return {key: value for key, value in asdict(timing).items() if key != "samples"}
+
+    return {"device": str(device), "machine": machine_description(device), "reference": reported(reference),
+            "timings": [reported(t) for t in timings], "peak_rss_mb": round(peak_rss_mb(), 1), **extra}
 
 
 def markdown_table(reference: Timing, timings: list[Timing]) -> str:

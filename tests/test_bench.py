@@ -13,7 +13,7 @@ def test_bench_reports_every_stage_with_ratios_and_memory(tmp_path, capsys):
                      "--no-startup", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     names = [t["name"] for t in report["timings"]]
-    for stage in ("decode", "face detection", "cropping", "detector: SpecXNet", "detector: SFIConv", "detector: Re-synthesis",
+    for stage in ("decode", "face search: MTCNN", "face search: facenet-pytorch", "cropping", "detector: SpecXNet", "detector: SFIConv", "detector: Re-synthesis",
                   "detector: MD-CSDNetwork", "spectra", "error map", "plot building", "one-face image end to end",
                   "12-megapixel photo end to end", "folder scan: 4 images (4 with a face)", "video: per sampled frame"):
         assert any(name.startswith(stage) for name in names), stage
