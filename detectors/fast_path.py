@@ -132,9 +132,12 @@ def fast_path(model: torch.nn.Module, name: str, digest: str, size: int, device:
         warnings.simplefilter("ignore")
         cached, expected = _load(path, device, digest) if path.is_file() else (None, None)
         if cached is not None:
-            if expected is None or len(expected) != len(check):  # not ours, or from an older version: ask the model
+            recorded = expected is not None and len(expected) == len(check)
+            if not recorded:  # written by an older version, or for another checkpoint: ask the model
                 expected = model(check)
             if _matches(frozen := FrozenModel(cached), expected, check):
+                if not recorded:
+                    _save(cached, path, expected, digest)  # so that the next start need not ask
                 return frozen
         expected = model(check)
         traced = _frozen(model, example)

@@ -64,5 +64,12 @@ def test_the_fast_path_is_cached_per_checkpoint_and_a_bad_cache_is_rebuilt(monke
         fast_path._save(stale, cached[0], logits, digest or registry.manifest()["specxnet"]["model.safetensors"])
         fourth = registry.load_detector("specxnet", source, torch.device("cpu"))
         assert np.abs(fourth.logits(crops) - eager.logits(crops)).max() < fast_path.TOLERANCE, what
+    # written by an older version (no recorded logits): checked against the model, kept, and given them
+    torch.jit.save(torch.jit.load(str(cached[0])), str(cached[0]))
+    digest = registry.manifest()["specxnet"]["model.safetensors"]
+    assert fast_path._load(cached[0], torch.device("cpu"), digest)[1] is None
+    fifth = registry.load_detector("specxnet", source, torch.device("cpu"))
+    assert np.abs(fifth.logits(crops) - eager.logits(crops)).max() < fast_path.TOLERANCE
+    assert fast_path._load(cached[0], torch.device("cpu"), digest)[1] is not None
     # The other three run eagerly (as fast without a trace), so they start without one.
     assert registry.load_detector("sficonv", str(registry.ASSETS / "sficonv"), torch.device("cpu")).fast is None
