@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -194,8 +193,6 @@ class Analyzer:
         # face search, which does gain from two cores.
         self._pool = (ThreadPoolExecutor(workers, thread_name_prefix="detector", initializer=_one_torch_thread)
                       if workers > 1 and len(self.detectors) > 1 else None)
-        self._workers = workers
-        self._seconds: dict[str, float] = {}  # each detector's recent seconds per call, to balance the workers
 
     # -- scoring -------------------------------------------------------------------------------------------
     def score_crops(self, crops: Sequence[FaceCrop]) -> list[FaceResult]:
@@ -207,43 +204,15 @@ class Analyzer:
         shared = SharedInput([crop.image for crop in crops], getattr(self.detectors[0], "device", "cpu") if self.detectors else "cpu")
         if self._pool is not None:
             shared.prepare({d.config.input_size for d in self.detectors if hasattr(d, "config")})
-            all_logits: list = [None] * len(self.detectors)
-            shares = self._shares()
-            for share, outputs in zip(shares, self._pool.map(lambda share: self._timed(share, shared), shares)):
-                for i, logits in zip(share, outputs):
-                    all_logits[i] = logits
+            all_logits = list(self._pool.map(lambda detector: detector.logits(shared), self.detectors))
         else:
-            all_logits = self._timed(range(len(self.detectors)), shared)
+            all_logits = [detector.logits(shared) for detector in self.detectors]
         for detector, logits in zip(self.detectors, all_logits):
             for result, value in zip(results, logits):
                 result.logits[detector.name] = float(value)
         for result in results:
             self._decide(result)
         return results
-
-    def _timed(self, share: Sequence[int], shared: SharedInput) -> list[np.ndarray]:
-        """The logits of detectors ``share`` (indices), one after another; each one's time is remembered."""
-        outputs = []
-        for i in share:
-            detector = self.detectors[i]
-            started = time.perf_counter()
-            outputs.append(detector.logits(shared))
-            seconds = time.perf_counter() - started
-            self._seconds[detector.name] = 0.5 * (self._seconds.get(detector.name, seconds) + seconds)
-        return outputs
-
-    def _shares(self) -> list[list[int]]:
-        """The detectors split between the workers, longest first onto the least loaded (from their recent times):
-        handing them out in a fixed order left one worker idle for a fifth of a one-face scoring on two cores."""
-        cost = [self._seconds.get(d.name, 1.0) for d in self.detectors]  # not timed yet: alike
-        order = sorted(range(len(self.detectors)), key=lambda i: -cost[i])
-        shares: list[list[int]] = [[] for _ in range(min(self._workers, len(self.detectors)))]
-        load = [0.0] * len(shares)
-        for i in order:
-            least = load.index(min(load))
-            shares[least].append(i)
-            load[least] += cost[i]
-        return [share for share in shares if share]
 
     def _decide(self, result: FaceResult) -> None:
         by_name = {d.name: d for d in self.detectors}
