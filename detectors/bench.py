@@ -57,6 +57,26 @@ def measure(name: str, run: Callable[[], object], repeats: int = 10, warmup: int
     return Timing(name, float(np.median(samples)), float(np.percentile(samples, 95)), len(samples), samples=tuple(samples))
 
 
+def paired(name: str, run: Callable[[], object], reference: Callable[[], object], repeats: int = 10, warmup: int = 3) -> Timing:
+    """``run`` timed in turns with ``reference`` (one ResNet-50 forward), ``repeats`` pairs: its ratio is the median
+    over pairs of run / reference, so a machine whose speed drifts within the run (a shared one does, by half)
+    moves both alike."""
+    for _ in range(warmup):
+        run()
+        reference()
+    ratios, samples = [], []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        reference()
+        middle = time.perf_counter()
+        run()
+        end = time.perf_counter()
+        samples.append(end - middle)
+        ratios.append((end - middle) / (middle - begin))
+    return Timing(name, float(np.median(samples)), float(np.percentile(samples, 95)), repeats,
+                  ratio_to_reference=float(np.median(ratios)), samples=tuple(samples))
+
+
 def _synchronised(device: torch.device, fn: Callable[[], object]) -> Callable[[], object]:
     def run():
         out = fn()
@@ -67,13 +87,22 @@ def _synchronised(device: torch.device, fn: Callable[[], object]) -> Callable[[]
     return run
 
 
-def resnet50_reference(device: torch.device) -> Timing:
+def resnet50_forward(device: torch.device) -> Callable[[], object]:
+    """One torchvision ResNet-50 forward, 224 px, batch 1, random weights (the reference unit)."""
     from torchvision.models import resnet50
 
     net = resnet50(weights=None).eval().to(device)
     x = torch.randn(1, 3, 224, 224, device=device)
-    with torch.inference_mode():
-        return measure("reference: torchvision ResNet-50, 224 px, batch 1", _synchronised(device, lambda: net(x)))
+
+    def forward():
+        with torch.inference_mode():
+            return net(x)
+
+    return _synchronised(device, forward)
+
+
+def resnet50_reference(device: torch.device) -> Timing:
+    return measure("reference: torchvision ResNet-50, 224 px, batch 1", resnet50_forward(device))
 
 
 def model_latency(
@@ -210,6 +239,9 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
             views.error_map_figure(crop.image, error.error, error.summary()).to_json()
 
     timings.append(measure("plot building: FFT, profile, error map (to JSON)", plots, repeats))
+    reference_forward = resnet50_forward(device)
+    timings.append(paired("one-face image end to end, in turns with ResNet-50 (ratio: median of the pairs' ratios)",
+                          sync(lambda: analyzer.analyze_picture(Picture(picture))), reference_forward, repeats * 2))
     end_to_end = measure("one-face image end to end (decode, detect, crop, 4 detectors, ensemble; no plots)",
                          sync(lambda: analyzer.analyze_picture(Picture(picture))), repeats)
     timings.append(end_to_end)
@@ -452,8 +484,10 @@ def machine_description(device: torch.device) -> str:
 
 
 def report(reference: Timing, timings: list[Timing], device: torch.device, **extra) -> dict:
+    """Every timing with its ratio to the reference (those timed in turns with it keep their own ratio)."""
     for timing in timings:
-        timing.ratio_to_reference = timing.median_s / reference.median_s
+        if timing.ratio_to_reference is None:
+            timing.ratio_to_reference = timing.median_s / reference.median_s
 
     def reported(timing: Timing) -> dict:
         return {key: value for key, value in asdict(timing).items() if key != "samples"}

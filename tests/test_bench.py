@@ -20,7 +20,11 @@ def test_bench_reports_every_stage_with_ratios_and_memory(tmp_path, capsys):
     assert report["reference"]["median_s"] > 0 and report["peak_rss_mb"] > 100
     for timing in report["timings"]:
         assert timing["median_s"] > 0 and timing["p95_s"] >= timing["median_s"]
-        assert timing["ratio_to_reference"] == pytest.approx(timing["median_s"] / report["reference"]["median_s"])
+        if "in turns with ResNet-50" in timing["name"]:  # its own ratio, from pairs of runs
+            assert 0 < timing["ratio_to_reference"] < 100
+        else:
+            assert timing["ratio_to_reference"] == pytest.approx(timing["median_s"] / report["reference"]["median_s"])
+    assert any("in turns with ResNet-50" in name for name in names)
     assert report["video_frames_per_second"] > 0
     assert "| what | median ms | p95 ms | x ResNet-50 |" in capsys.readouterr().out
 
