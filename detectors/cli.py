@@ -206,6 +206,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.compare_face_search:
         agreement = bench.face_search_agreement(expand_inputs(args.compare_face_search), frames=args.video_frames)
+        if not agreement:
+            print(f"bench: nothing to compare: no readable picture or clip in {' '.join(args.compare_face_search)}", file=sys.stderr)
+            return EXIT_UNREADABLE_INPUT
         print(json.dumps(agreement, indent=2))
         if args.json:
             Path(args.json).write_text(json.dumps(agreement, indent=2) + "\n")

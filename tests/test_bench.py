@@ -28,3 +28,16 @@ def test_bench_reports_every_stage_with_ratios_and_memory(tmp_path, capsys):
     assert report["video_frames_per_second"] > 0
     assert "| what | median ms | p95 ms | x ResNet-50 |" in capsys.readouterr().out
 
+
+
+def test_compare_face_search_reports_both_searches_and_refuses_nothing(tmp_path, capsys, astronaut):
+    from PIL import Image
+
+    Image.fromarray(astronaut).save(tmp_path / "portrait.jpg", quality=92)
+    Image.new("RGB", (120, 90), (30, 60, 90)).save(tmp_path / "blank.png")
+    assert cli.main(["bench", "--compare-face-search", str(tmp_path)]) == 0
+    report = json.loads(capsys.readouterr().out)[str(tmp_path)]
+    assert report["pictures"] == 2 and report["with a face: ours"] == report["with a face: facenet-pytorch"] == 1
+    assert report["matched"] == report["faces: facenet-pytorch"] == 1 and report["IoU: min"] > 0.99
+    assert cli.main(["bench", "--compare-face-search", str(tmp_path / "missing.jpg")]) == 2
+    assert "nothing to compare" in capsys.readouterr().err
