@@ -37,11 +37,17 @@ def nms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: floa
     order = scores.argsort(descending=True)
     ranked = boxes[order]
     overlaps = (_iou(ranked[:, None], ranked[None]) > iou_threshold).cpu().numpy()
-    kept = np.ones(len(order), dtype=bool)
-    for i in range(len(order)):
+    return order[torch.from_numpy(np.flatnonzero(greedy_keep(overlaps))).to(order.device)]
+
+
+def greedy_keep(overlaps: np.ndarray) -> np.ndarray:
+    """Greedy suppression over boxes ranked best first, given which pairs overlap too much (a boolean matrix):
+    which boxes are kept."""
+    kept = np.ones(len(overlaps), dtype=bool)
+    for i in range(len(overlaps)):
         if kept[i]:
             kept[i + 1:] &= ~overlaps[i, i + 1:]
-    return order[torch.from_numpy(np.flatnonzero(kept)).to(order.device)]
+    return kept
 
 
 def _nms_box_by_box(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
@@ -96,7 +102,7 @@ def install() -> bool:
     """Register the fallback ``torchvision::nms`` if needed. Returns True when the fallback is in use.
 
     torchvision itself is not imported here (its import takes over a second: it pulls in ``torch._dynamo``, and
-    the app's face search does not need it); it is patched when something imports it (:class:`_PatchExtension`).
+    the app's face search does not need it); it is patched when something imports it (:class:`_PatchTorchvision`).
     """
     global _library
     if _library is not None:

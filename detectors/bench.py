@@ -34,10 +34,15 @@ class Timing:
     ratio_to_reference: float | None = None
     samples: tuple[float, ...] = field(default=(), repr=False)  # seconds of each run (not reported)
 
+    @classmethod
+    def of(cls, name: str, samples: Sequence[float], ratio_to_reference: float | None = None) -> "Timing":
+        """Median and p95 of ``samples`` (seconds of each run)."""
+        samples = tuple(samples)
+        return cls(name, float(np.median(samples)), float(np.percentile(samples, 95)), len(samples), ratio_to_reference, samples)
+
     def __add__(self, other: "Timing") -> "Timing":
         """One timing from the runs of both (the reference measured before and after the rest)."""
-        samples = self.samples + other.samples
-        return Timing(self.name, float(np.median(samples)), float(np.percentile(samples, 95)), len(samples), samples=samples)
+        return Timing.of(self.name, self.samples + other.samples)
 
     def row(self) -> str:
         ratio = "" if self.ratio_to_reference is None else f"{self.ratio_to_reference:.2f}"
@@ -54,7 +59,7 @@ def measure(name: str, run: Callable[[], object], repeats: int = 10, warmup: int
         begin = time.perf_counter()
         run()
         samples.append(time.perf_counter() - begin)
-    return Timing(name, float(np.median(samples)), float(np.percentile(samples, 95)), len(samples), samples=tuple(samples))
+    return Timing.of(name, samples)
 
 
 def paired(name: str, run: Callable[[], object], reference: Callable[[], object], repeats: int = 10, warmup: int = 3) -> Timing:
@@ -73,8 +78,7 @@ def paired(name: str, run: Callable[[], object], reference: Callable[[], object]
         end = time.perf_counter()
         samples.append(end - middle)
         ratios.append((end - middle) / (middle - begin))
-    return Timing(name, float(np.median(samples)), float(np.percentile(samples, 95)), repeats,
-                  ratio_to_reference=float(np.median(ratios)), samples=tuple(samples))
+    return Timing.of(name, samples, ratio_to_reference=float(np.median(ratios)))
 
 
 def _synchronised(device: torch.device, fn: Callable[[], object]) -> Callable[[], object]:
@@ -284,6 +288,7 @@ def face_search_agreement(paths: Sequence[Path], frames: int = 16, min_face_size
     per picture. Pictures larger than the cropper's search size are searched, by both, on the same reduced copy."""
     from facenet_pytorch import MTCNN
 
+    from ._torchvision_compat import _iou as box_iou
     from .faces import FaceCropper
     from .media import InputError, Picture, detect_kind, sample_frames
 
@@ -293,7 +298,8 @@ def face_search_agreement(paths: Sequence[Path], frames: int = 16, min_face_size
     for path in paths:
         try:
             if detect_kind(path) == "image":
-                images = [Picture(path).decoded(Picture(path).reduction_for(cropper.max_detect_side))[0]]
+                picture = Picture(path)
+                images = [picture.decoded(picture.reduction_for(cropper.max_detect_side))[0]]
             else:
                 images = [frame.image for frame in sample_frames(path, frames)]
         except InputError:
@@ -315,25 +321,16 @@ def face_search_agreement(paths: Sequence[Path], frames: int = 16, min_face_size
             tally["with a face: ours"] += len(ours.boxes) > 0
             tally["faces: facenet-pytorch"] += len(theirs)
             tally["faces: ours"] += len(ours.boxes)
-            for box in theirs:
-                best = max((_iou(box, mine) for mine in ours.boxes), default=0.0)
-                if best >= 0.5:
-                    tally["matched"] += 1
-                    tally["ious"].append(best)
+            if len(theirs) and len(ours.boxes):
+                best = box_iou(torch.as_tensor(theirs)[:, None], torch.as_tensor(ours.boxes)[None]).max(1).values.numpy()
+                tally["matched"] += int((best >= 0.5).sum())
+                tally["ious"] += best[best >= 0.5].tolist()
     for tally in per_folder.values():
         ious = np.array(tally.pop("ious") or [np.nan])
         tally["IoU: min"], tally["IoU: 1st percentile"] = round(float(np.min(ious)), 4), round(float(np.percentile(ious, 1)), 4)
         for key in ("seconds: facenet-pytorch", "seconds: ours"):
             tally[key.replace("seconds", "ms per picture")] = round(1000 * tally.pop(key) / max(1, tally["pictures"]), 1)
     return per_folder
-
-
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def large_photo(path: Path, size: tuple[int, int] = (4000, 3000), face_side: int = 1800) -> Path:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._torchvision_compat import nms_reference
+from ._torchvision_compat import greedy_keep, nms_reference
 
 THRESHOLDS = (0.6, 0.7, 0.7)  # P-, R-, O-Net face probability (facenet-pytorch's defaults)
 PYRAMID_FACTOR = 0.709  # scale between pyramid levels (the paper's and facenet-pytorch's)
@@ -293,7 +293,7 @@ class FaceSearch:
 
     @torch.inference_mode()
     def __call__(self, pictures: np.ndarray, min_face_size: int) -> list[Found]:
-        pictures = torch.from_numpy(np.array(pictures, dtype=np.uint8))  # a writable copy
+        pictures = torch.from_numpy(np.require(pictures, np.uint8, ["C_CONTIGUOUS", "WRITEABLE"]))  # copied only if need be
         count, height, width = pictures.shape[:3]
         if not self.scales(height, width, min_face_size):  # no face that size fits
             return [Found.none() for _ in range(count)]
@@ -420,8 +420,4 @@ def _nms_min(boxes: torch.Tensor, index: torch.Tensor, threshold: float) -> torc
     w = np.maximum(0.0, np.minimum(x2[:, None], x2[None]) - np.maximum(x1[:, None], x1[None]) + 1)
     h = np.maximum(0.0, np.minimum(y2[:, None], y2[None]) - np.maximum(y1[:, None], y1[None]) + 1)
     overlap = w * h / np.minimum(area[:, None], area[None]) > threshold
-    kept = np.ones(len(order), dtype=bool)
-    for i in range(len(order)):
-        if kept[i]:
-            kept[i + 1:] &= ~overlap[i, i + 1:]
-    return torch.from_numpy(order[kept].copy())
+    return torch.from_numpy(order[greedy_keep(overlap)].copy())
