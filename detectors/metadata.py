@@ -3,11 +3,13 @@
 JPEG segments, PNG chunks, WebP (RIFF) chunks and ISO-BMFF (MP4, MOV) top-level boxes are walked with seeks,
 so a 12-megapixel photo costs a few small reads. Found: EXIF Make / Model / Software (and the UserComment
 where Stable Diffusion front-ends put their settings in JPEG and WebP), XMP ``DigitalSourceType`` and
-``CreatorTool``, PNG text chunks of the known generator front-ends, and whether a C2PA manifest is embedded
-(the caller then hands the file to c2pa). Every size is bounded; what is over a bound becomes a note.
+``CreatorTool``, credit and description lines (XMP ``photoshop:Credit`` / ``dc:description``, IPTC IIM Credit and
+Caption in a JPEG's APP13), PNG text chunks of the known generator front-ends, and whether a C2PA manifest is
+embedded (the caller then hands the file to c2pa). Every size is bounded; what is over a bound becomes a note.
 """
 from __future__ import annotations
 
+import html
 import io
 import re
 import struct
@@ -44,6 +46,7 @@ class FileMetadata:
     text: dict = field(default_factory=dict)  # generator text chunks (PNG) or UserComment, previews
     front_end: str | None = None  # the generator front-end the text names
     front_end_source: str | None = None  # where it was found: "png-text" or "exif"
+    credit_lines: list[tuple[str, str]] = field(default_factory=list)  # (where: "xmp", "iptc", "png-text"; the line)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -56,12 +59,25 @@ class FileMetadata:
     def software(self) -> str | None:
         return self.exif.get("Software") or self.text.get("Software")
 
+    @property
+    def ai_credit(self) -> dict | None:
+        """The first credit or description line that says AI made or edited the picture ("Made with Google AI"):
+        {"source", "text", "declares"}; None when no line does."""
+        from .credentials import ai_phrase_declares
+
+        for source, line in self.credit_lines:
+            declares = ai_phrase_declares(line)
+            if declares:
+                return {"source": source, "text": line, "declares": declares}
+        return None
+
     def any(self) -> bool:
         return bool(self.exif or self.digital_source_type or self.creator_tool or self.front_end)
 
     def to_dict(self) -> dict:
         return {"exif": self.exif, "camera": self.camera, "digital_source_type": self.digital_source_type,
-                "creator_tool": self.creator_tool, "text": self.text, "front_end": self.front_end}
+                "creator_tool": self.creator_tool, "credit_lines": [line for _, line in self.credit_lines],
+                "ai_credit": self.ai_credit, "text": self.text, "front_end": self.front_end}
 
 
 def read_metadata(stream: BinaryIO, head: bytes) -> FileMetadata:
@@ -95,9 +111,11 @@ def _walk_jpeg(stream: BinaryIO, found: FileMetadata) -> None:
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:
             continue
         length = struct.unpack(">H", stream.read(2))[0] - 2
-        if marker in (0xE1, 0xEB):
+        if marker in (0xE1, 0xEB) or (marker == 0xED and length <= MAX_TEXT_BYTES):
             payload = stream.read(length)
-            if marker == 0xEB and payload[:2] == b"JP":
+            if marker == 0xED:
+                _photoshop_iptc(payload, found)
+            elif marker == 0xEB and payload[:2] == b"JP":
                 found.manifest_present = True
             elif payload.startswith(b"Exif\x00\x00"):
                 _exif(payload, found)
@@ -217,8 +235,53 @@ def _xmp(payload: bytes, found: FileMetadata) -> None:
         match = pattern.search(text)
         if match and getattr(found, name) is None:
             setattr(found, name, next(g for g in match.groups() if g).strip()[:200])
+    _credit_lines(text, "xmp", found)
     if "dcterms:provenance" in text:
         found.notes.append("XMP points to Content Credentials stored elsewhere: not fetched (nothing is sent anywhere)")
+
+
+_CREDIT_FIELDS = re.compile(
+    r"(?:photoshop:Credit|Iptc4xmpCore:CreditLine)\s*=\s*[\"']([^\"']+)|<(?:photoshop:Credit|Iptc4xmpCore:CreditLine)>([^<]+)<"
+    r"|<dc:description>\s*<rdf:Alt>\s*<rdf:li[^>]*>([^<]+)<")
+IIM_CREDIT_DATASETS = {110: "Credit", 120: "Caption"}  # IPTC IIM record 2 datasets that carry credit lines
+MAX_CREDIT_LINES = 8
+
+
+def _credit_lines(text: str, source: str, found: FileMetadata) -> None:
+    for match in _CREDIT_FIELDS.finditer(text):
+        line = html.unescape(next(g for g in match.groups() if g)).strip()[:PREVIEW_CHARS]
+        if line and len(found.credit_lines) < MAX_CREDIT_LINES:
+            found.credit_lines.append((source, line))
+
+
+def _photoshop_iptc(payload: bytes, found: FileMetadata) -> None:
+    """IPTC IIM Credit and Caption from a JPEG's APP13 (Photoshop image resources, resource 0x0404)."""
+    if not payload.startswith(b"Photoshop 3.0\x00"):
+        return
+    position = 14
+    while position + 12 <= len(payload) and payload[position:position + 4] == b"8BIM":
+        resource = struct.unpack(">H", payload[position + 4:position + 6])[0]
+        name_length = payload[position + 6]
+        position += 6 + ((name_length + 2) & ~1)  # Pascal name padded to even length
+        size = struct.unpack(">I", payload[position:position + 4])[0]
+        data = payload[position + 4:position + 4 + size]
+        position += 4 + size + (size & 1)
+        if resource == 0x0404:
+            _iim(data, found)
+
+
+def _iim(data: bytes, found: FileMetadata) -> None:
+    position = 0
+    while position + 5 <= len(data) and data[position] == 0x1C:
+        record, dataset, size = data[position + 1], data[position + 2], struct.unpack(">H", data[position + 3:position + 5])[0]
+        if size & 0x8000:  # an extended length: too long for a credit line
+            return
+        value = data[position + 5:position + 5 + size]
+        position += 5 + size
+        if record == 2 and dataset in IIM_CREDIT_DATASETS and len(found.credit_lines) < MAX_CREDIT_LINES:
+            line = value.decode("utf-8", "replace").strip("\x00 ")[:PREVIEW_CHARS]
+            if line:
+                found.credit_lines.append(("iptc", line))
 
 
 def _png_text(kind: bytes, data: bytes, found: FileMetadata) -> None:
@@ -244,6 +307,8 @@ def _png_text(kind: bytes, data: bytes, found: FileMetadata) -> None:
     elif key in _TEXT_KEYS and len(found.text) < 32:
         found.text[key] = value[:PREVIEW_CHARS]
         found.front_end_source = "png-text"
+        if key in ("Description", "Comment", "Source") and len(found.credit_lines) < MAX_CREDIT_LINES:
+            found.credit_lines.append(("png-text", value[:PREVIEW_CHARS].strip()))
 
 
 def _inflate(data: bytes, key: str, found: FileMetadata) -> str | None:

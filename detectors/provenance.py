@@ -2,9 +2,9 @@
 
 Two kinds of statement are read, never blended into any detector's P(fake):
 
-- Content Credentials (C2PA manifests), with ``c2pa-python``: claim generator, signer, actions and their
-  ``digitalSourceType``, ingredients, and whether the signature and the content hashes still hold. No trust
-  list is reachable offline, so a good signature is "signature valid, signer not verified".
+- Content Credentials (C2PA manifests), read with ``c2pa-python`` by :mod:`detectors.credentials`: the chain of
+  manifests (the active one and its ingredients'), what it declares, the signer, and whether the signature and
+  the content hashes hold, checked against the C2PA trust lists shipped in ``assets/trust``.
 - Unsigned metadata: IPTC / XMP ``DigitalSourceType``, EXIF Make / Model / Software, and the PNG text chunks
   (or EXIF UserComment) that Stable Diffusion front-ends write (see :mod:`detectors.metadata`).
 
@@ -13,39 +13,32 @@ fetched: remote manifests and OCSP are switched off.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import credentials
+from .credentials import ai_phrase_declares, declaration_of, short_term
 from .media import DEFAULT_LIMITS
 from .metadata import FileMetadata, read_metadata
 
 log = logging.getLogger(__name__)
 
-IPTC_TERMS = "http://cv.iptc.org/newscodes/digitalsourcetype/"
-# What a DigitalSourceType term declares; the strongest declaration of a file leads (generated first).
-DECLARATIONS = {
-    "trainedAlgorithmicMedia": "generated", "algorithmicMedia": "generated",
-    "compositeSynthetic": "composite", "compositeWithTrainedAlgorithmicMedia": "composite",
-    "algorithmicallyEnhanced": "enhanced",
-    "digitalCapture": "captured", "negativeFilm": "captured", "positiveFilm": "captured", "print": "captured",
-    "compositeCapture": "captured",
-}
-STRENGTH = ("generated", "composite", "enhanced", "captured", "other")
-# Validation outcomes of a manifest; "mismatch" and "invalid" are warnings, "unreadable" a manifest we could not parse.
+# Outcomes of a manifest's validation (``validation``), in the words of the statement. The first four hold the
+# signature; "mismatch", "invalid", "malformed", "revoked" and "unreadable" are warnings.
 VALIDATION_TEXT = {
-    "trusted": "signature valid, signer on a trust list",
-    "valid": "signature valid, signer not verified",
-    "mismatch": "edited after signing: the content no longer matches what was signed",
+    "trusted": "signature valid, signer on the C2PA trust list",
+    "valid": "signature valid, signer not on the trust list",
+    "expired": "signature valid, signer's certificate expired",
+    "off-profile": "signature valid, but the certificate is not valid for C2PA signing",
+    "mismatch": "content changed after signing",
     "invalid": "signature not valid",
+    "malformed": "manifest malformed",
+    "revoked": "signer's certificate revoked",
     "unreadable": "manifest could not be read",
 }
-HASH_MISMATCH = re.compile(r"(dataHash|bmffHash|boxesHash|collectionHash|hashedURI)\.mismatch")
-EXPECTED_OFFLINE = ("signingCredential.untrusted", "signingCredential.ocsp")  # no trust list, no OCSP without network
 # Formats c2pa reads, by the first bytes (uploads keep their names, which may lie).
 _BMFF_BRANDS = {b"qt  ": "video/quicktime", b"avif": "image/avif", b"heic": "image/heic", b"heix": "image/heic", b"mif1": "image/heif"}
 
@@ -63,27 +56,13 @@ class Provenance:
     signed_at: str | None = None  # time stamp of the signature (only with a time-stamp authority)
     validation: str | None = None  # a key of VALIDATION_TEXT; None without a manifest
     statement: str = ""  # the sentence the panel leads with
-    c2pa: dict | None = None  # claim generator, title, actions, ingredients, validation codes
+    chain: str | None = None  # the manifest chain in one line, oldest first ("created with DALL·E (AI) -> ...")
+    c2pa: dict | None = None  # claim generator, title, actions, ingredients, chain, findings, validation codes
     metadata: dict = field(default_factory=dict)  # EXIF, XMP and PNG text fields found
     notes: list[str] = field(default_factory=list)  # what could not be read, in words
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _short_term(value: str | None) -> str | None:
-    if not value:
-        return None
-    return value.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _declaration(term: str | None) -> str | None:
-    return None if term is None else DECLARATIONS.get(term, "other")
-
-
-def _strongest(terms: list[str]) -> str | None:
-    """The term whose declaration is strongest (generated before composite before ... captured)."""
-    return min(terms, key=lambda t: STRENGTH.index(_declaration(t)), default=None)
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -106,95 +85,9 @@ def sniff_format(head: bytes) -> str | None:
 
 
 # -- Content Credentials -----------------------------------------------------------------------------------
-_local = threading.local()
-OFFLINE_SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}, "core": {"allowed_network_hosts": []}}
-
-
-def _context():
-    """One c2pa Context per thread (scan prefetches in threads), with every network access switched off."""
-    import c2pa
-
-    if getattr(_local, "context", None) is None:
-        _local.context = c2pa.Context(c2pa.Settings.from_dict(OFFLINE_SETTINGS))
-    return _local.context
-
-
-def _name(value) -> str | None:
-    """A claim generator or software agent, which C2PA gives as a string or as {"name", "version"}."""
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if isinstance(value, dict):
-        return " ".join(str(value[k]) for k in ("name", "version") if value.get(k)) or None
-    return str(value) if value else None
-
-
-def _distinguished(names: dict | None) -> str | None:
-    if not names:
-        return None
-    return ", ".join(f"{key}={value}" for key, value in names.items())
-
-
-def _certificate(cr_json: str, label: str) -> dict | None:
-    """Subject and issuer of the active manifest's signing certificate (only the crJSON view names the issuer)."""
-    for manifest in json.loads(cr_json).get("manifests", []):
-        if manifest.get("label") == label:
-            info = manifest.get("signature", {}).get("certificateInfo", {})
-            return {"subject": _distinguished(info.get("subject")), "issuer": _distinguished(info.get("issuer"))}
-    return None
-
-
-def _validation(store: dict) -> tuple[str, list[str]]:
-    """(outcome, failure codes) of the active manifest; trust-list and OCSP codes are expected offline."""
-    results = store.get("validation_results", {}).get("activeManifest")
-    failures = results.get("failure", []) if results is not None else store.get("validation_status", [])
-    codes = [item.get("code", "") for item in failures]
-    serious = [code for code in codes if not code.startswith(EXPECTED_OFFLINE)]
-    if any(HASH_MISMATCH.search(code) for code in serious):
-        return "mismatch", codes
-    if serious:
-        return "invalid", codes
-    return ("trusted" if store.get("validation_state") == "Trusted" else "valid"), codes
-
-
-def _actions(manifest: dict) -> list[dict]:
-    actions = []
-    for assertion in manifest.get("assertions", []):
-        if str(assertion.get("label", "")).startswith("c2pa.actions"):
-            for action in assertion.get("data", {}).get("actions", []):
-                actions.append({"action": action.get("action"), "digital_source_type": _short_term(action.get("digitalSourceType")),
-                                "software_agent": _name(action.get("softwareAgent"))})
-    return actions
-
-
-def read_c2pa(path: Path, mime: str) -> dict:
-    """The active manifest of the file's manifest store, summarised; {} when the file has none.
-
-    Raises whatever c2pa raises for a store it cannot parse (the caller turns it into a note)."""
-    import c2pa
-
-    with open(path, "rb") as stream:
-        try:
-            reader = c2pa.Reader(mime, stream, context=_context())
-        except c2pa.C2paError.ManifestNotFound:
-            return {}
-        with reader:
-            store = json.loads(reader.json())
-            label = store.get("active_manifest")
-            manifest = store.get("manifests", {}).get(label, {})
-            certificate = _certificate(reader.crjson(), label)
-    outcome, codes = _validation(store)
-    signature = manifest.get("signature_info", {})
-    return {
-        "claim_generator": _name(manifest.get("claim_generator_info") or manifest.get("claim_generator")),
-        "title": manifest.get("title"),
-        "actions": _actions(manifest),
-        "ingredients": [{"title": i.get("title"), "format": i.get("format"), "relationship": i.get("relationship"),
-                         "has_credentials": bool(i.get("active_manifest"))} for i in manifest.get("ingredients", [])[:20]],
-        "validation_codes": codes,
-        "outcome": outcome,
-        "signer": certificate or {"subject": signature.get("common_name"), "issuer": signature.get("issuer")},
-        "signed_at": signature.get("time"),
-    }
+def read_c2pa(path: Path, mime: str, trust: credentials.TrustList | None = None) -> dict:
+    """The file's Content Credentials, summarised (see :func:`detectors.credentials.read`); {} without any."""
+    return credentials.read(path, mime, trust)
 
 
 # -- putting it together -----------------------------------------------------------------------------------
@@ -206,14 +99,14 @@ def _common_name(subject: str | None) -> str | None:
 
 
 def _apply_c2pa(record: Provenance, manifest: dict) -> None:
+    """The chain's declaration leads; the active manifest's signer and validation vouch for it."""
     record.validation = manifest.pop("outcome")
     record.signer, record.signed_at = manifest.pop("signer"), manifest.pop("signed_at")
+    record.declares, record.source_type = manifest.pop("declares"), manifest.pop("source_type")
+    tool = manifest.pop("tool")
+    record.generator = tool if record.declares else manifest["claim_generator"]
+    record.chain = manifest["chain"] or None
     record.c2pa = manifest
-    terms = [a["digital_source_type"] for a in manifest["actions"] if a["digital_source_type"]]
-    record.source_type = _strongest(terms)
-    record.declares = _declaration(record.source_type)
-    lead = next((a for a in manifest["actions"] if a["digital_source_type"] == record.source_type and a["software_agent"]), None)
-    record.generator = (lead or {}).get("software_agent") or manifest["claim_generator"]
     record.kind = "c2pa"
 
 
@@ -223,11 +116,15 @@ def _apply_metadata(record: Provenance, found: FileMetadata) -> None:
     record.notes += found.notes
     if record.declares is not None:
         return
-    term = _short_term(found.digital_source_type)
+    term = short_term(found.digital_source_type)
+    credit = found.ai_credit
     if term:
-        record.kind, record.source_type, record.declares = "xmp", term, _declaration(term)
+        record.kind, record.source_type, record.declares = "xmp", term, declaration_of(term)
         tools = (found.camera, found.creator_tool, found.software) if record.declares == "captured" else (found.creator_tool, found.software, found.camera)
         record.generator = next((tool for tool in tools if tool), None)
+    elif credit is not None:  # "Made with Google AI": a producer's declaration in words, where it gives no IPTC term
+        record.kind, record.declares = credit["source"], credit["declares"]
+        record.generator = found.creator_tool or found.software
     elif found.front_end:
         record.kind, record.declares, record.generator = found.front_end_source, "generated", found.front_end
     elif record.kind is None and found.any():
@@ -241,7 +138,7 @@ _CLAIMS = {
     "enhanced": "The file declares it was edited with AI",
     "captured": "The file declares it is a camera capture",
 }
-_BASES = {"xmp": "XMP metadata", "png-text": "PNG text chunks", "exif": "EXIF metadata"}
+_BASES = {"xmp": "XMP metadata", "iptc": "IPTC metadata", "png-text": "PNG text chunks", "exif": "EXIF metadata"}
 UNSIGNED = "unsigned: anyone can write or remove it"
 NOTHING_FOUND = ("No provenance found: no Content Credentials and no generator or camera metadata. Most platforms strip "
                  "metadata on upload, so its absence says nothing about the file.")
@@ -273,12 +170,17 @@ def _statement(record: Provenance) -> str:
         claim = "The file names the software that wrote it"
     tool = record.generator
     with_what = (f" with {tool}" if record.declares in ("generated", "composite", "enhanced") else f": {tool}") if tool else ""
+    credit = record.metadata.get("ai_credit")
+    if record.kind != "c2pa" and record.source_type is None and credit and credit["source"] == record.kind:
+        with_what += f", in its credit line \u201c{credit['text']}\u201d"
     basis = credentials_line(record) if record.kind == "c2pa" else f"{_BASES[record.kind]}, {UNSIGNED}"
     return f"{claim}{with_what} ({basis})."
 
 
-def read(path: str | os.PathLike, max_bytes: int = DEFAULT_LIMITS.max_file_bytes) -> Provenance:
-    """Everything the file declares about its origin; never raises for the file's content."""
+def read(path: str | os.PathLike, max_bytes: int = DEFAULT_LIMITS.max_file_bytes,
+         trust: credentials.TrustList | None = None) -> Provenance:
+    """Everything the file declares about its origin; never raises for the file's content. ``trust``: the trust
+    lists to check signers against (default: the shipped C2PA lists)."""
     path = Path(path)
     record = Provenance()
     try:
@@ -295,7 +197,7 @@ def read(path: str | os.PathLike, max_bytes: int = DEFAULT_LIMITS.max_file_bytes
     # c2pa gets the file only where a manifest is embedded, or where we cannot tell (formats we do not walk).
     if mime is not None and (found.manifest_present or not found.walked):
         try:
-            manifest = read_c2pa(path, mime)
+            manifest = read_c2pa(path, mime, trust)
         except ImportError:
             record.notes.append("c2pa-python is not installed: Content Credentials were not checked")
         except Exception as error:  # c2pa's errors on a malformed store are many and not exported: each becomes a note
@@ -324,7 +226,8 @@ def report(path: str | os.PathLike) -> dict:
 
 
 # -- what scan filters and counts by ------------------------------------------------------------------------
-BROKEN = ("mismatch", "invalid", "unreadable")
+BROKEN = ("mismatch", "invalid", "malformed", "revoked", "unreadable")
+HOLDS = ("trusted", "valid", "expired", "off-profile")  # the signature and the content hashes hold
 FILTERS = {
     "found": lambda p: p["found"],
     "none": lambda p: not p["found"],
@@ -332,7 +235,7 @@ FILTERS = {
     "composite": lambda p: p["declares"] == "composite",
     "enhanced": lambda p: p["declares"] == "enhanced",
     "captured": lambda p: p["declares"] == "captured",
-    "signed": lambda p: p["c2pa"] is not None and p["validation"] in ("valid", "trusted"),
+    "signed": lambda p: p["c2pa"] is not None and p["validation"] in HOLDS,
     "broken": lambda p: p["validation"] in BROKEN,
 }
 

@@ -237,14 +237,14 @@ def notice_html(title: str, text: str, tone: str = "info") -> str:
 
 # -- provenance panel (HTML) -------------------------------------------------------------------------------
 _PROVENANCE_TONES = {"generated": "fake", "composite": "fake", "enhanced": "uncertain", "captured": "real"}
-_PROVENANCE_WARNINGS = {
-    "mismatch": "Edited after signing: the file's content no longer matches its Content Credentials, so what they declare "
-                "held for an earlier version of the file, not necessarily for this one.",
-    "invalid": "The Content Credentials' signature is not valid: what they declare cannot be relied on.",
+_PROVENANCE_WARNINGS = {  # outcomes that undermine what the credentials declare
+    "mismatch": "Content changed after signing: the file's content no longer matches its Content Credentials, so what "
+                "they declare held for an earlier version of the file, not necessarily for this one.",
+    "invalid": "Signature broken: the Content Credentials' signature does not verify, so what they declare cannot be relied on.",
+    "malformed": "Malformed manifest: part of the Content Credentials does not follow the C2PA format and could not be checked.",
+    "revoked": "Certificate revoked: the signer's certificate was withdrawn by its issuer.",
     "unreadable": "The file carries Content Credentials that could not be read (malformed or truncated).",
 }
-
-
 def _provenance_details(p: dict) -> list[str]:
     """One line per thing found, every value escaped (all of it comes from the uploaded file)."""
     lines, c2pa, meta = [], p.get("c2pa"), p.get("metadata") or {}
@@ -260,8 +260,12 @@ def _provenance_details(p: dict) -> list[str]:
         for ingredient in c2pa.get("ingredients", [])[:10]:
             lines.append(f"Ingredient: {escape(ingredient.get('title') or 'untitled')} ({escape(ingredient.get('relationship') or '?')}"
                          + (", with its own Content Credentials)" if ingredient.get("has_credentials") else ")"))
+        if c2pa.get("ingredient_codes"):
+            lines.append("An ingredient's own Content Credentials did not validate: " + escape(", ".join(c2pa["ingredient_codes"][:6])))
     if meta.get("digital_source_type"):
         lines.append(f"XMP DigitalSourceType: {escape(meta['digital_source_type'])}")
+    for line in (meta.get("credit_lines") or [])[:4]:
+        lines.append(f"Credit / description line: \u201c{escape(line)}\u201d")
     exif = meta.get("exif") or {}
     if exif:
         lines.append("EXIF: " + "; ".join(f"{escape(k)} {escape(v)}" for k, v in exif.items()))
@@ -269,6 +273,18 @@ def _provenance_details(p: dict) -> list[str]:
         shown = value if len(value) <= 160 else value[:160] + "\u2026"
         lines.append(f"Text \u201c{escape(key)}\u201d: <code>{escape(shown)}</code>")
     return lines
+
+
+def _provenance_findings(c2pa: dict) -> list[str]:
+    """One plain sentence per family of validation codes, the raw codes under a disclosure."""
+    found = c2pa.get("findings") or []
+    if not found:
+        return []
+    items = "".join(f'<li data-family="{escape(f["family"])}">{escape(f["sentence"])}</li>' for f in found)
+    codes = ", ".join(escape(code) for code in c2pa.get("validation_codes") or [])
+    return [f'<ul class="provenance-findings" style="margin:4px 0 0 18px">{items}</ul>',
+            f'<details class="provenance-codes" style="margin:2px 0 0 18px;opacity:0.85"><summary>Validation codes from c2pa</summary>'
+            f'<code>{codes}</code></details>']
 
 
 def provenance_html(p: dict | None) -> str:
@@ -288,6 +304,9 @@ def provenance_html(p: dict | None) -> str:
     warning = _PROVENANCE_WARNINGS.get(p.get("validation"))
     if warning:
         parts.append(f'<div class="provenance-warning" role="alert" style="color:{_TONES["warn"][0]}">\u26a0 {warning}</div>')
+    if p.get("chain"):
+        parts.append(f'<div class="provenance-chain"><b>Chain:</b> {escape(p["chain"])}</div>')
+    parts += _provenance_findings(p.get("c2pa") or {})
     details = _provenance_details(p)
     if details:
         parts.append('<ul class="provenance-details" style="margin:4px 0 0 18px">' + "".join(f"<li>{line}</li>" for line in details) + "</ul>")

@@ -3,7 +3,7 @@
 Content Credentials are signed with a throw-away certificate chain created here: a CA and an ES256 leaf with
 the extensions c2pa-rs asks of a signer (key usage digitalSignature, critical; extended key usage
 emailProtection; not a CA; subject and authority key identifiers). No trust list knows the CA, which is what
-"signer not verified" means.
+"signer not on the trust list" means (a test may load the CA as its trust list: "trusted").
 """
 from __future__ import annotations
 
@@ -28,8 +28,16 @@ class Credentials:
     chain_pem: bytes  # leaf, then CA
     key_pem: bytes
 
+    @property
+    def ca_pem(self) -> str:
+        """The CA alone: a test loads it as its trust list to see a signer read "trusted"."""
+        marker = b"-----BEGIN CERTIFICATE-----"
+        return (marker + self.chain_pem.split(marker)[2]).decode("ascii")
 
-def make_credentials() -> Credentials:
+
+def make_credentials(valid_for: datetime.timedelta = datetime.timedelta(days=30)) -> Credentials:
+    """A CA and a leaf valid from a day ago for ``valid_for`` (a few seconds: a certificate that expires
+    right after signing, since c2pa will not sign with an expired one)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -48,7 +56,7 @@ def make_credentials() -> Credentials:
     def certificate(subject, issuer, public_key, signing_key, extensions):
         builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
                    .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-                   .not_valid_after(now + datetime.timedelta(days=30)))
+                   .not_valid_after(now + valid_for))
         for extension, critical in extensions:
             builder = builder.add_extension(extension, critical=critical)
         return builder.sign(signing_key, hashes.SHA256())
@@ -73,14 +81,44 @@ def generated_manifest(tool: str = "Test Diffusion 3", term: str = "trainedAlgor
                 {"action": "c2pa.created", "digitalSourceType": IPTC + term, "softwareAgent": {"name": tool}}]}}]}
 
 
-def sign(data: bytes, mime: str, credentials: Credentials, manifest: dict | None = None) -> bytes:
+def converted_manifest(tool: str = "Test Exporter") -> dict:
+    """A manifest that opens its parent (the ingredient labelled "parent") and converts it, as an export of an AI
+    picture does (c2pa asks that the first action open or create)."""
+    return {"claim_generator_info": [{"name": tool, "version": "2.0"}], "title": "exported",
+            "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": [
+                {"action": "c2pa.opened", "softwareAgent": {"name": tool}, "parameters": {"ingredientIds": ["parent"]}},
+                {"action": "c2pa.converted", "softwareAgent": tool}]}}]}
+
+
+def sign(data: bytes, mime: str, credentials: Credentials, manifest: dict | None = None,
+         ingredients: list[tuple[dict, bytes]] = ()) -> bytes:
+    """``data`` signed with ``manifest``; ``ingredients``: (definition, signed file of the same type) pairs,
+    whose own manifests c2pa copies into the new store."""
     import c2pa
 
     signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, credentials.chain_pem, credentials.key_pem, None))
     out = io.BytesIO()
     with c2pa.Builder(manifest or generated_manifest()) as builder:
+        for definition, ingredient in ingredients:
+            builder.add_ingredient(definition, mime, io.BytesIO(ingredient))
         builder.sign(signer, mime, io.BytesIO(data), out)
     return out.getvalue()
+
+
+def iptc_app13(**datasets: str) -> bytes:
+    """A JPEG APP13 segment holding IPTC IIM record 2 datasets (credit=110, caption=120)."""
+    numbers = {"credit": 110, "caption": 120}
+    iim = b"".join(b"\x1c\x02" + bytes([numbers[key]]) + struct.pack(">H", len(value.encode())) + value.encode()
+                   for key, value in datasets.items())
+    resource = b"8BIM" + struct.pack(">H", 0x0404) + b"\x00\x00" + struct.pack(">I", len(iim)) + iim + b"\x00" * (len(iim) & 1)
+    payload = b"Photoshop 3.0\x00" + resource
+    return b"\xff\xed" + struct.pack(">H", len(payload) + 2) + payload
+
+
+def xmp_credit_packet(credit: str) -> bytes:
+    return (f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            f'<rdf:Description rdf:about="" xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" '
+            f'photoshop:Credit="{credit}"/></rdf:RDF></x:xmpmeta>').encode("utf-8")
 
 
 def encoded(picture: np.ndarray, fmt: str, **options) -> bytes:
@@ -177,8 +215,11 @@ class Asset:
 
 def build_assets(folder: Path, picture: np.ndarray) -> list[Asset]:
     """Each provenance case and a stripped copy of each; ``picture`` is what every file shows."""
+    import time
+
     folder.mkdir(parents=True, exist_ok=True)
     credentials = make_credentials()
+    short_lived = make_credentials(valid_for=datetime.timedelta(seconds=2))
     assets: list[Asset] = []
 
     def add(name, data, kind, declares, validation=None, statement=""):
@@ -196,12 +237,33 @@ def build_assets(folder: Path, picture: np.ndarray) -> list[Asset]:
     for fmt, mime, suffix, options in (("JPEG", "image/jpeg", "jpg", {"quality": 90}), ("PNG", "image/png", "png", {})):
         signed = sign(encoded(picture, fmt, **options), mime, credentials)
         add(f"signed_generated.{suffix}", signed, "c2pa", "generated", "valid",
-            f"generated by AI with Test Diffusion 3 \\(Content Credentials signed by {SIGNER_NAME}, signature valid, signer not verified\\)")
+            f"generated by AI with Test Diffusion 3 \\(Content Credentials signed by {SIGNER_NAME}, signature valid, signer not on the trust list\\)")
         add(f"edited_after_signing.{suffix}", with_pixels_of(signed, encoded(edited_picture, fmt, **options)), "c2pa", "generated",
-            "mismatch", "edited after signing")
+            "mismatch", "content changed after signing")
+    # A converting parent over an AI-created ingredient: the declaration comes from the ingredient's manifest.
+    jpeg = encoded(picture, "JPEG", quality=90)
+    child = sign(jpeg, "image/jpeg", credentials, generated_manifest("Test Diffusion 3"))
+    add("converted_from_ai.jpg", sign(jpeg, "image/jpeg", credentials, converted_manifest(),
+                                      [({"title": "made by AI", "relationship": "parentOf", "label": "parent"}, child)]),
+        "c2pa", "generated", "valid", "generated by AI with Test Diffusion 3 \\(Content Credentials signed by")
+    expiring = sign(jpeg, "image/jpeg", short_lived)
+    time.sleep(max(0.0, (_expiry(short_lived) - datetime.datetime.now(datetime.timezone.utc)).total_seconds() + 1.5))
+    add("expired_certificate.jpg", expiring, "c2pa", "generated", "expired", "signature valid, signer's certificate expired")
     add("sd_parameters.png", png_with_text(picture, parameters=A1111_PARAMETERS), "png-text", "generated", None,
         "generated by AI with Stable Diffusion web UI .*model v1-5-pruned-emaonly \\(PNG text chunks, unsigned")
     add("xmp_generated.jpg", jpeg_with_xmp(picture, "trainedAlgorithmicMedia"), "xmp", "generated", None, "generated by AI \\(XMP metadata")
     add("xmp_camera.jpg", jpeg_with_xmp(picture, "digitalCapture", make="Canon", model="Canon EOS R5"), "xmp", "captured", None,
         "camera capture: Canon EOS R5 \\(XMP metadata")
+    add("credit_xmp.jpg", encoded(picture, "JPEG", quality=90, xmp=xmp_credit_packet("Made with Google AI")), "xmp", "generated", None,
+        "generated by AI, in its credit line \u201cMade with Google AI\u201d \\(XMP metadata, unsigned")
+    plain = encoded(picture, "JPEG", quality=90)
+    add("credit_iptc.jpg", plain[:2] + iptc_app13(credit="Edited with Google AI") + plain[2:], "iptc", "enhanced", None,
+        "edited with AI, in its credit line \u201cEdited with Google AI\u201d \\(IPTC metadata, unsigned")
     return assets
+
+
+def _expiry(credentials: Credentials) -> datetime.datetime:
+    """The end of the leaf certificate's validity."""
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(credentials.chain_pem).not_valid_after_utc
