@@ -165,6 +165,33 @@ def test_provenance_panel_for_a_signed_picture(browser, app_url, tmp_path, astro
     page.close()
 
 
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "provenance" / "samples").is_dir(), reason="needs ../shared/provenance")
+def test_provenance_panel_for_producers_files(browser, app_url):
+    """Real producers' files: what the panel says as soon as each is chosen, the raw codes behind a disclosure."""
+    from tests.test_provenance import PRODUCERS, SAMPLES
+
+    page = _open(browser, app_url)
+    panel = page.locator("#image-provenance .provenance")
+    for name, (declares, validation, _) in PRODUCERS.items():
+        page.locator("#image-upload input[type=file]").set_input_files(str(SAMPLES / name))
+        page.locator(f'#image-provenance .provenance[data-validation="{validation}"][data-declares="{declares}"]').wait_for(timeout=30_000)
+        text = panel.inner_text()
+        assert "signature not valid" not in text.lower() and page.locator("#image-provenance .provenance-warning").count() == 0, name
+        if "DALL-E" in name:
+            assert "Chain: created with DALL\u00b7E (AI), converted by OpenAI-API -> signed by ChatGPT" in text
+        if "bing" in name:
+            assert "Certificate not valid for C2PA signing" in text
+            codes = page.locator("#image-provenance details.provenance-codes")
+            assert not codes.locator("code").is_visible()  # the raw codes wait behind the disclosure
+            codes.locator("summary").click()
+            assert "signingCredential.invalid" in codes.locator("code").inner_text()
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / "image-provenance-bing.png"), full_page=True)
+        if "technical_diagram" in name:
+            assert "signer on the C2PA trust list" in text
+    page.close()
+
+
 def test_api_endpoints(app_url, face_png, face_mp4, three_faces_png):
     from gradio_client import Client, handle_file
 
