@@ -215,7 +215,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return EXIT_OK
     reference = bench.resnet50_reference(device)
     timings, extra = [], {}
-    if not (args.models_only or args.training_only):
+    if args.provenance_only:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="deepfake-bench-provenance-"))
+        timings = bench.provenance_timings(bench.large_photo(folder / "photo_12mp.jpg"), folder, args.repeats)
+    elif not (args.models_only or args.training_only):
         chosen = expand_inputs([args.folder])[: args.folder_count] if args.folder else ()
         timings, extra = bench.pipeline_timings(device, repeats=args.repeats, video_frames=args.video_frames, workers=args.workers,
                                                    clip_seconds=args.clip_seconds, folder_count=args.folder_count, portrait_files=chosen)
@@ -467,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--folder", help="a folder of pictures for the folder-scan figure (default: generated portraits)")
     bench.add_argument("--folder-count", type=int, default=200, help="pictures in the folder scan (default 200)")
     bench.add_argument("--no-startup", action="store_true", help="skip the cold-start runs (scan and app processes)")
+    bench.add_argument("--provenance-only", action="store_true",
+                       help="only the provenance lines: reading a 12-megapixel JPEG without a manifest, with EXIF and XMP, signed")
     bench.add_argument("--compare-face-search", nargs="+", metavar="PATH",
                        help="only compare the face search with facenet-pytorch's MTCNN on these pictures, clips or folders: "
                             "faces found by each, boxes' IoU, milliseconds per picture (per folder)")

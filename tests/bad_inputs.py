@@ -127,7 +127,7 @@ def _provenance_cases(folder: Path, face: np.ndarray, add) -> None:
     add("malformed C2PA manifest", _write(folder / "manifest_malformed.jpg", bytes(garbled)), "image", faces=1,
         provenance="present but could not be read")
     add("C2PA manifest, pixels cut off", _write(folder / "manifest_pixels_cut.jpg", signed[: len(signed) * 7 // 10]), None,
-        "truncated or corrupt", content="image", provenance="edited after signing")
+        "truncated or corrupt", content="image", provenance="changed after signing")
     plain_png = encoded(face, "PNG")
     oversized = png_chunk(b"tEXt", b"parameters\x00" + b"Steps: 20, " * 200_000)  # 2.1 MB
     add("PNG text chunk over the size limit", _write(folder / "text_oversized.png", with_png_chunk(plain_png, oversized)), "image",

@@ -41,3 +41,12 @@ def test_compare_face_search_reports_both_searches_and_refuses_nothing(tmp_path,
     assert report["matched"] == report["faces: facenet-pytorch"] == 1 and report["IoU: min"] > 0.99
     assert cli.main(["bench", "--compare-face-search", str(tmp_path / "missing.jpg")]) == 2
     assert "nothing to compare" in capsys.readouterr().err
+
+
+def test_bench_provenance_only_times_the_three_reads(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--provenance-only", "--repeats", "2", "--json", str(out)]) == 0
+    names = [t["name"] for t in json.loads(out.read_text())["timings"]]
+    assert names == ["provenance: 12-megapixel JPEG without a manifest", "provenance: 12-megapixel JPEG with EXIF and XMP",
+                     "provenance: 12-megapixel JPEG with Content Credentials (signature and whole-file hash checked)"]
+    assert "without a manifest" in capsys.readouterr().out
