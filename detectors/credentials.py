@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 IPTC_TERMS = "http://cv.iptc.org/newscodes/digitalsourcetype/"
-AI_TERMS = ("trainedAlgorithmicMedia", "algorithmicMedia")
+AI_TERMS = ("trainedAlgorithmicMedia", "algorithmicMedia", "trainedAlgorithmicData")
 AI_COMPOSITE_TERM = "compositeWithTrainedAlgorithmicMedia"
 MAX_DEPTH = 8  # ingredient levels walked below the active manifest (a crafted store can nest without end)
 MAX_MANIFESTS = 64  # manifests summarised per file
@@ -35,7 +35,7 @@ AI_PHRASE = re.compile(
 
 # What a DigitalSourceType term declares; the strongest declaration leads (generated first).
 DECLARATIONS = {
-    "trainedAlgorithmicMedia": "generated", "algorithmicMedia": "generated",
+    "trainedAlgorithmicMedia": "generated", "algorithmicMedia": "generated", "trainedAlgorithmicData": "generated",
     "compositeSynthetic": "composite", "compositeWithTrainedAlgorithmicMedia": "composite",
     "algorithmicallyEnhanced": "enhanced",
     "digitalCapture": "captured", "negativeFilm": "captured", "positiveFilm": "captured", "print": "captured",
@@ -180,9 +180,13 @@ def walk(store: dict, label: str, relationship: str = "active", depth: int = 0, 
             "title": manifest.get("title"), "signer": (manifest.get("signature_info") or {}).get("common_name"),
             "actions": _actions(manifest), "ingredients": []}
     for ingredient in (manifest.get("ingredients") or [])[:20]:
-        child = None
+        child, relationship = None, ingredient.get("relationship") or "componentOf"
         if ingredient.get("active_manifest") and depth < MAX_DEPTH:
-            child = walk(store, ingredient["active_manifest"], ingredient.get("relationship") or "componentOf", depth + 1, seen)
+            child = walk(store, ingredient["active_manifest"], relationship, depth + 1, seen)
+        elif ingredient.get("digital_source_type"):  # no manifest of its own, but a term: it counts like one
+            child = {"label": None, "relationship": relationship, "generator": None, "title": ingredient.get("title"), "signer": None,
+                     "actions": [{"action": None, "digital_source_type": short_term(ingredient["digital_source_type"]),
+                                  "software_agent": None, "description": None, "agent": None}], "ingredients": []}
         node["ingredients"].append({"title": ingredient.get("title"), "format": ingredient.get("format"),
                                     "relationship": ingredient.get("relationship"),
                                     "has_credentials": bool(ingredient.get("active_manifest")), "manifest": child})
@@ -245,6 +249,9 @@ _VERBS = {"c2pa.created": "created with", "c2pa.edited": "edited with", "c2pa.co
 
 def _step(node: dict) -> str:
     """One manifest in words: its actions (one phrase per kind, at most four), each tool named where it changes."""
+    if node["label"] is None:  # an ingredient that gives only its digitalSourceType
+        term = node["actions"][0]["digital_source_type"]
+        return f"ingredient declared {term}" + (" (AI)" if term in AI_TERMS else "")
     phrases, names, last_agent = [], set(), None
     ai_action = _ai_action(node["actions"])
     for action in node["actions"]:
@@ -285,8 +292,8 @@ def chain_text(node: dict) -> str:
 # Families, most serious first; the first family found names the outcome (``validation``).
 FAMILIES = (
     ("changed", "mismatch", re.compile(r"\.(dataHash|bmffHash|boxesHash|collectionHash|hashedURI)\.mismatch|^assertion\.\w+\.mismatch"),
-     "Content changed after signing: the file no longer matches the hash its Content Credentials signed, so what they "
-     "declare held for an earlier version of the file, not necessarily for this one."),
+     "Content changed after signing: the file (or a part of its Content Credentials) no longer matches the hash that was "
+     "signed, so what they declare held for an earlier version of the file, not necessarily for this one."),
     ("signature", "invalid", re.compile(r"^claimSignature\.(mismatch|missing)|^signingCredential\.(notFound|missing)|^timeStamp\.mismatch"),
      "Signature broken: the signature over the claim does not verify, so nothing the Content Credentials say can be relied on."),
     ("malformed", "malformed", re.compile(r"malformed|^claim\.(missing|cbor\.invalid|hardBindings\.missing|multipleHardBindings)"
@@ -307,7 +314,7 @@ FAMILIES = (
 )
 # Expected offline (no OCSP fetch) or informational: no sentence of their own.
 EXPECTED = re.compile(r"^signingCredential\.ocsp\.(skipped|inaccessible|notRevoked)|^timeStamp\.(untrusted|validated|trusted)")
-OTHER = "Other validation failure: c2pa reported a problem this app has no words for (see the codes)."
+OTHER = "Validation failed: c2pa reported a problem this app has no words for (see the codes)."
 
 
 def _date(value: str | None) -> datetime | None:
@@ -355,7 +362,7 @@ def outcome(found: list[dict], state: str | None) -> str:
         if outcomes.get(entry["family"]):
             return outcomes[entry["family"]]
         if entry["family"] == "other":
-            return "invalid"
+            return "failed"
     return "trusted" if state == "Trusted" else "valid"
 
 
@@ -441,4 +448,6 @@ def read(path: Path, mime: str, trust: TrustList | None = None) -> dict:
 
 
 def _labels(node: dict) -> list[str]:
-    return [node["label"], *(label for i in node["ingredients"] if i["manifest"] for label in _labels(i["manifest"]))]
+    """The labels of the manifests in the tree (ingredients without a manifest of their own left out)."""
+    own = [node["label"]] if node["label"] else []
+    return own + [label for i in node["ingredients"] if i["manifest"] for label in _labels(i["manifest"])]

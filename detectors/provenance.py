@@ -27,7 +27,7 @@ from .metadata import FileMetadata, read_metadata
 log = logging.getLogger(__name__)
 
 # Outcomes of a manifest's validation (``validation``), in the words of the statement. The first four hold the
-# signature; "mismatch", "invalid", "malformed", "revoked" and "unreadable" are warnings.
+# signature; "mismatch", "invalid", "malformed", "revoked", "failed" and "unreadable" are warnings.
 VALIDATION_TEXT = {
     "trusted": "signature valid, signer on the C2PA trust list",
     "valid": "signature valid, signer not on the trust list",
@@ -37,6 +37,7 @@ VALIDATION_TEXT = {
     "invalid": "signature not valid",
     "malformed": "manifest malformed",
     "revoked": "signer's certificate revoked",
+    "failed": "validation failed",
     "unreadable": "manifest could not be read",
 }
 # Formats c2pa reads, by the first bytes (uploads keep their names, which may lie).
@@ -226,7 +227,7 @@ def report(path: str | os.PathLike) -> dict:
 
 
 # -- what scan filters and counts by ------------------------------------------------------------------------
-BROKEN = ("mismatch", "invalid", "malformed", "revoked", "unreadable")
+BROKEN = ("mismatch", "invalid", "malformed", "revoked", "failed", "unreadable")
 HOLDS = ("trusted", "valid", "expired", "off-profile")  # the signature and the content hashes hold
 FILTERS = {
     "found": lambda p: p["found"],

@@ -243,6 +243,7 @@ _PROVENANCE_WARNINGS = {  # outcomes that undermine what the credentials declare
     "invalid": "Signature broken: the Content Credentials' signature does not verify, so what they declare cannot be relied on.",
     "malformed": "Malformed manifest: part of the Content Credentials does not follow the C2PA format and could not be checked.",
     "revoked": "Certificate revoked: the signer's certificate was withdrawn by its issuer.",
+    "failed": "Validation failed: c2pa reported a problem with the Content Credentials (see the codes below).",
     "unreadable": "The file carries Content Credentials that could not be read (malformed or truncated).",
 }
 def _provenance_details(p: dict) -> list[str]:

@@ -15,6 +15,7 @@ import pytest
 from pathlib import Path
 
 from detectors import cli, credentials, provenance, service, views
+from tests import provenance_assets
 from tests.fixtures import write_video
 from tests.provenance_assets import SIGNER_NAME, build_assets, encoded, make_credentials, png_with_text, sign
 
@@ -66,6 +67,17 @@ def test_ai_ingredient_inside_a_converting_parent_declares_generated(assets):
     assert [a["action"] for a in record.c2pa["actions"]] == ["c2pa.opened", "c2pa.converted"]  # the active manifest's own
 
 
+def test_an_ingredient_that_gives_only_its_source_type_counts():
+    store = {"manifests": {"active": {"claim_generator_info": [{"name": "Editor"}], "assertions": [
+        {"label": "c2pa.actions.v2", "data": {"actions": [{"action": "c2pa.opened", "digitalSourceType": provenance_assets.IPTC + "compositeSynthetic"}]}}],
+        "ingredients": [{"title": "sky.png", "relationship": "componentOf", "digital_source_type": provenance_assets.IPTC + "trainedAlgorithmicMedia"}]}}}
+    node = credentials.walk(store, "active")
+    assert credentials.declaration(node) == ("composite", "trainedAlgorithmicMedia", None)
+    assert credentials.chain_text(node) == "opened in Editor [ingredient \u201csky.png\u201d: ingredient declared trainedAlgorithmicMedia (AI)]"
+    store["manifests"]["active"]["ingredients"][0]["relationship"] = "parentOf"  # AI in the parent line: generated
+    assert credentials.declaration(credentials.walk(store, "active"))[0] == "generated"
+
+
 def test_expired_certificate_reads_expired_not_broken(assets):
     record = provenance.read(_by_name(assets)["expired_certificate.jpg"].path)
     assert record.validation == "expired" and "signingCredential.expired" in record.c2pa["validation_codes"]
@@ -115,7 +127,7 @@ def test_each_family_of_codes_has_its_own_words():
     assert read("signingCredential.expired") == ("expired", ["expired"])
     assert read("assertion.action.malformed") == ("malformed", ["malformed"])
     assert read("signingCredential.ocsp.skipped", "signingCredential.untrusted") == ("valid", ["untrusted"])
-    assert read("something.new") == ("invalid", ["other"])
+    assert read("something.new") == ("failed", ["other"])  # not "signature not valid": the signature may be fine
     stamped = credentials.findings(["signingCredential.expired"], ["timeStamp.validated", "timeStamp.untrusted"],
                                    {"not_after": "2025-06-01T00:00:00+00:00", "timestamp": "2025-03-01T12:00:00+00:00"})
     assert "not on the trust list dates the signing to 2025-03-01 12:00:00, while the certificate was still valid" in stamped[0]["sentence"]
