@@ -111,7 +111,7 @@ def _walk_jpeg(stream: BinaryIO, found: FileMetadata) -> None:
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:
             continue
         length = struct.unpack(">H", stream.read(2))[0] - 2
-        if marker in (0xE1, 0xEB) or (marker == 0xED and length <= MAX_TEXT_BYTES):
+        if marker in (0xE1, 0xEB, 0xED):  # EXIF / XMP, C2PA, Photoshop IPTC (a segment is at most 64 kB)
             payload = stream.read(length)
             if marker == 0xED:
                 _photoshop_iptc(payload, found)
@@ -258,6 +258,13 @@ def _photoshop_iptc(payload: bytes, found: FileMetadata) -> None:
     """IPTC IIM Credit and Caption from a JPEG's APP13 (Photoshop image resources, resource 0x0404)."""
     if not payload.startswith(b"Photoshop 3.0\x00"):
         return
+    try:
+        _photoshop_resources(payload, found)
+    except (struct.error, IndexError):  # a broken block: the lines read before the break stand
+        found.notes.append("The IPTC block is broken: partly read")
+
+
+def _photoshop_resources(payload: bytes, found: FileMetadata) -> None:
     position = 14
     while position + 12 <= len(payload) and payload[position:position + 4] == b"8BIM":
         resource = struct.unpack(">H", payload[position + 4:position + 6])[0]
