@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-IPTC_TERMS = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 AI_TERMS = ("trainedAlgorithmicMedia", "algorithmicMedia", "trainedAlgorithmicData")
 AI_COMPOSITE_TERM = "compositeWithTrainedAlgorithmicMedia"
 MAX_DEPTH = 8  # ingredient levels walked below the active manifest (a crafted store can nest without end)
@@ -64,6 +63,8 @@ def ai_phrase_declares(text: str | None) -> str | None:
 
 # -- trust lists and the reader's context --------------------------------------------------------------------
 TRUST_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "trust"
+SHIPPED_TRUST = "C2PA trust lists of 2026-08-21"  # the copy in assets/trust (its README: source, commit, checksums)
+TRUST_FILES = (("DEEPFAKE_C2PA_TRUST_LIST", "C2PA-TRUST-LIST.pem"), ("DEEPFAKE_C2PA_TSA_TRUST_LIST", "C2PA-TSA-TRUST-LIST.pem"))
 OFFLINE_SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False, "verify_trust": True},
                     "core": {"allowed_network_hosts": []}}
 
@@ -74,15 +75,16 @@ class TrustList:
 
     anchors: str = ""
     tsa: str = ""
-    source: str = ""  # where they were read from, for the record
+    source: str = "a trust list given by the caller"  # what the record and the panel name
 
     @classmethod
     def shipped(cls) -> "TrustList":
         """The lists in ``assets/trust``, or the files the environment names instead (see its README)."""
-        paths = [Path(os.environ.get(variable) or TRUST_FOLDER / name) for variable, name in
-                 (("DEEPFAKE_C2PA_TRUST_LIST", "C2PA-TRUST-LIST.pem"), ("DEEPFAKE_C2PA_TSA_TRUST_LIST", "C2PA-TSA-TRUST-LIST.pem"))]
+        replaced = [os.environ.get(variable) for variable, _ in TRUST_FILES]
+        paths = [Path(given or TRUST_FOLDER / name) for given, (_, name) in zip(replaced, TRUST_FILES)]
         texts = [path.read_text("ascii", "replace") if path.is_file() else "" for path in paths]
-        return cls(texts[0], texts[1], " + ".join(str(path) for path, text in zip(paths, texts) if text))
+        names = [SHIPPED_TRUST if not given else path.name for given, path, text in zip(replaced, paths, texts) if text]
+        return cls(texts[0], texts[1], " + ".join(dict.fromkeys(names)))
 
     def settings(self) -> dict:
         anchors = [{"trust_anchors": pem, "trust_kind": kind} for pem, kind in ((self.anchors, "manifest"), (self.tsa, "tsa"))
@@ -438,7 +440,7 @@ def read(path: Path, mime: str, trust: TrustList | None = None) -> dict:
         "validation_codes": failures,
         "findings": found,
         "ingredient_codes": _ingredient_failures(store),
-        "trust_list": bool((trust or shipped_trust()).anchors),
+        "trust_list": (trust or shipped_trust()).source if (trust or shipped_trust()).anchors else None,
         "outcome": outcome(found, store.get("validation_state")),
         "declares": declares, "source_type": term, "tool": tool,
         "signer": {"subject": certificate.get("subject") or signature.get("common_name"),

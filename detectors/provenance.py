@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import credentials
-from .credentials import ai_phrase_declares, declaration_of, short_term
+from .credentials import declaration_of, short_term
 from .media import DEFAULT_LIMITS
 from .metadata import FileMetadata, read_metadata
 

@@ -261,6 +261,7 @@ def _provenance_details(p: dict) -> list[str]:
         for ingredient in c2pa.get("ingredients", [])[:10]:
             lines.append(f"Ingredient: {escape(ingredient.get('title') or 'untitled')} ({escape(ingredient.get('relationship') or '?')}"
                          + (", with its own Content Credentials)" if ingredient.get("has_credentials") else ")"))
+        lines.append("Signer checked against: " + escape(c2pa.get("trust_list") or "no trust list (every signer reads \u201cnot on the trust list\u201d)"))
         if c2pa.get("ingredient_codes"):
             lines.append("An ingredient's own Content Credentials did not validate: " + escape(", ".join(c2pa["ingredient_codes"][:6])))
     if meta.get("digital_source_type"):

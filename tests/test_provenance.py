@@ -51,6 +51,7 @@ def test_signed_picture_names_its_signer_issuer_actions_and_validation(assets):
     assert record.c2pa["actions"] == [{"action": "c2pa.created", "digital_source_type": "trainedAlgorithmicMedia",
                                        "software_agent": "Test Diffusion 3"}]
     assert record.c2pa["claim_generator"].startswith("provenance-tests 1.0")
+    assert record.c2pa["trust_list"] == "C2PA trust lists of 2026-08-21"
     assert record.c2pa["validation_codes"] == ["signingCredential.untrusted"]  # the test CA is on no list, nothing else wrong
     assert [f["family"] for f in record.c2pa["findings"]] == ["untrusted"] and record.chain == "created with Test Diffusion 3 (AI)"
     edited = provenance.read(_by_name(assets)["edited_after_signing.jpg"].path)
@@ -112,7 +113,8 @@ def test_trust_lists_reach_c2pa_through_the_readers_context_and_nothing_is_fetch
     monkeypatch.setenv("DEEPFAKE_C2PA_TRUST_LIST", str(empty))  # the documented way to replace the list
     monkeypatch.setenv("DEEPFAKE_C2PA_TSA_TRUST_LIST", str(empty))
     replaced = credentials.TrustList.shipped()
-    assert (replaced.anchors, replaced.tsa) == ("", "") and "trust" not in replaced.settings()
+    assert (replaced.anchors, replaced.tsa, replaced.source) == ("", "", "") and "trust" not in replaced.settings()
+    assert shipped.source == "C2PA trust lists of 2026-08-21"
 
 
 def test_each_family_of_codes_has_its_own_words():
