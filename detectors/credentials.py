@@ -55,8 +55,8 @@ def strongest(terms: list[str]) -> str | None:
 def ai_phrase_declares(text: str | None) -> str | None:
     """``generated`` or ``enhanced`` when ``text`` says the picture was made or edited with AI, else None."""
     match = AI_PHRASE.search(text or "")
-    if match is None:
-        return None
+    if match is None or re.search(r"\b(?:not|no|non|without)\W*$", text[max(0, match.start() - 12):match.start()], re.I):
+        return None  # "not AI-generated" declares nothing
     verb = (match.group("verb") or match.group("adjective")).lower()
     return "enhanced" if verb in ("edited", "modified") else "generated"
 

@@ -134,6 +134,9 @@ def test_each_family_of_codes_has_its_own_words():
     stamped = credentials.findings(["signingCredential.expired"], ["timeStamp.validated", "timeStamp.untrusted"],
                                    {"not_after": "2025-06-01T00:00:00+00:00", "timestamp": "2025-03-01T12:00:00+00:00"})
     assert "not on the trust list dates the signing to 2025-03-01 12:00:00, while the certificate was still valid" in stamped[0]["sentence"]
+    for line, declares in (("Made with Google AI", "generated"), ("AI Generated Image", "generated"), ("Edited with Google AI", "enhanced"),
+                           ("Created by Google Generative AI.", "generated"), ("Not AI-generated", None), ("Made with love", None)):
+        assert credentials.ai_phrase_declares(line) == declares, line
     sentences = [sentence for *_, sentence in credentials.FAMILIES]
     assert sum("Signature broken" in sentence for sentence in sentences) == 1  # only where the signature itself fails
 
