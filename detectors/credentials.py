@@ -182,11 +182,11 @@ def walk(store: dict, label: str, relationship: str = "active", depth: int = 0, 
             "title": manifest.get("title"), "signer": (manifest.get("signature_info") or {}).get("common_name"),
             "actions": _actions(manifest), "ingredients": []}
     for ingredient in (manifest.get("ingredients") or [])[:20]:
-        child, relationship = None, ingredient.get("relationship") or "componentOf"
+        child, taken_as = None, ingredient.get("relationship") or "componentOf"
         if ingredient.get("active_manifest") and depth < MAX_DEPTH:
-            child = walk(store, ingredient["active_manifest"], relationship, depth + 1, seen)
+            child = walk(store, ingredient["active_manifest"], taken_as, depth + 1, seen)
         elif ingredient.get("digital_source_type"):  # no manifest of its own, but a term: it counts like one
-            child = {"label": None, "relationship": relationship, "generator": None, "title": ingredient.get("title"), "signer": None,
+            child = {"label": None, "relationship": taken_as, "generator": None, "title": ingredient.get("title"), "signer": None,
                      "actions": [{"action": None, "digital_source_type": short_term(ingredient["digital_source_type"]),
                                   "software_agent": None, "description": None, "agent": None}], "ingredients": []}
         node["ingredients"].append({"title": ingredient.get("title"), "format": ingredient.get("format"),
@@ -232,7 +232,7 @@ def declaration(node: dict) -> tuple[str | None, str | None, str | None]:
     for component in _components(line):
         declares, term, tool = declaration(component)
         if declares in ("generated", "composite"):
-            return "composite", composite["digital_source_type"] if composite else term, tool or (composite or {}).get("agent")
+            return "composite", AI_COMPOSITE_TERM if composite else term, tool or (composite or {}).get("agent")
     if composite is not None:
         return "composite", AI_COMPOSITE_TERM, composite["agent"]
     term = strongest([a["digital_source_type"] for a in actions if a["digital_source_type"]])
