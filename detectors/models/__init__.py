@@ -12,4 +12,4 @@ from ._base import (  # noqa: F401
 )
 
 # Importing the modules registers their constructors.
-from . import mdcsd, resynthesis, sficonv, specxnet  # noqa: E402,F401
+from . import effnet, mdcsd, resynthesis, sficonv, specxnet  # noqa: E402,F401

