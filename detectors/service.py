@@ -261,14 +261,6 @@ def _picture(path: str | None) -> Picture:
         raise gr.Error(str(error)) from None
 
 
-def _load(path: str | None) -> np.ndarray:
-    picture = _picture(path)
-    try:
-        return picture.decoded(1)[0]
-    except InputError as error:
-        raise gr.Error(str(error)) from None
-
-
 @registry.gpu_entry
 @event_handler
 def analyse_image(path: str | None, whole_image_if_no_face: bool = False, with_cam: bool = False):
@@ -436,8 +428,11 @@ def select_face(face_views: list[FaceView] | None, index: int | None, with_cam: 
 @event_handler
 def robustness_probe(path: str | None, whole_image_if_no_face: bool = False):
     """(summary, table): the picture re-scored after JPEG 75 and a 0.5x resize; the table shows once there is one."""
-    image = _load(path)
-    rows = probe(analyzer(), image, whole_image_if_no_face)
+    picture = _picture(path)  # decoded as Analyse decodes it: the probe's "before" is Analyse's result
+    try:
+        rows = probe(analyzer(), picture, whole_image_if_no_face)
+    except InputError as error:  # a file that breaks past its first decoded part
+        raise gr.Error(str(error)) from None
     if not rows:
         return views.notice_html("Nothing to probe", "No detector is loaded."), gr.update(value=[], visible=False)
     if all(r.original is None for r in rows):
