@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import checkpoints, models
-from .calibration import VERDICT_LEVELS, EnsembleRule
+from .calibration import VERDICT_LEVELS, EnsembleRule, expit
 from .checkpoints import CheckpointConfig, CheckpointError, Thresholds
 from .fast_path import fast_path as fast_path_of
 from .preprocess import SharedInput
@@ -102,7 +102,7 @@ class LoadedDetector:
         return (self.fast or self.model)(x).float().cpu().numpy()
 
     def probabilities(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.logits(crops)))
+        return expit(self.logits(crops))
 
     def verdict(self, probability: float) -> str:
         return self.config.thresholds.verdict(probability)
@@ -131,8 +131,7 @@ class EnsembleScorer:
 
     @property
     def thresholds(self) -> Thresholds:
-        c = self.rule.calibration
-        return Thresholds(c.decision, c.uncertain_low, c.uncertain_high)
+        return self.rule.calibration
 
     def verdict(self, probability: float) -> str:
         return self.thresholds.verdict(probability)

@@ -70,9 +70,6 @@ class DetectorSpec:
     channels_last_input: bool = False  # channels-last input is faster on the CPU
     create: Callable[[ModelConfig, dict[str, Any]], Detector] | None = None  # a custom constructor (e.g. pretrained weights)
 
-    def config(self, variant: str = "small") -> ModelConfig:
-        return self.variants[variant]
-
     def build(self, variant: str, overrides: dict[str, Any]) -> Detector:
         if self.create is not None:
             return self.create(self.variants[variant], overrides)
@@ -101,9 +98,16 @@ def register(spec: DetectorSpec) -> DetectorSpec:
     for variant, config in spec.variants.items():
         if (config.name, config.variant) != (spec.name, variant):
             raise ValueError(f"{spec.name}/{variant}: its ModelConfig says {config.name}/{config.variant}")
-        _REGISTRY[(spec.name, variant)] = lambda variant=variant, **overrides: spec.build(variant, overrides)
+        _REGISTRY[(spec.name, variant)] = _constructor(spec, variant)
     _SPECS[spec.name] = spec
     return spec
+
+
+def _constructor(spec: DetectorSpec, variant: str) -> Callable[..., Detector]:
+    def construct(**overrides: Any) -> Detector:
+        return spec.build(variant, overrides)
+
+    return construct
 
 
 def unregister(name: str) -> None:
