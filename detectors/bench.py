@@ -229,7 +229,7 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
                                sync(lambda d=detector: d.logits([crop.image])), repeats))
     timings.append(measure("all detectors + ensemble, one face", sync(lambda: analyzer.score_crops([crop])), repeats))
     timings.append(measure("spectra: 2D FFT + radial profile", lambda: radial_profile(log_spectrum(crop.image)), repeats))
-    resynthesis = next((d for d in analyzer.detectors if d.config.architecture == "resynthesis"), None)
+    resynthesis = next((d for d in analyzer.detectors if hasattr(d.model, "error_heatmap")), None)  # the model that re-creates faces
     if resynthesis is not None:
         timings.append(measure("error map: re-synthesis |SR(x/4) - x|", sync(lambda: explain.reconstruction_error(resynthesis, [crop.image])), repeats))
     bands = load_reference_bands()
