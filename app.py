@@ -19,14 +19,7 @@ from detectors.media import DEFAULT_LIMITS  # noqa: E402
 from detectors.pipeline import AGGREGATION_RULES  # noqa: E402
 
 TITLE = "Deepfake detectors, side by side"
-INTRO = (
-    "Four published detectors (SpecXNet, SFIConv, Re-synthesis, MD-CSDNetwork), re-implemented and trained by us, "
-    "score every face MTCNN finds. You see each detector's calibrated verdict, the ensemble's evidence level (from "
-    "likely real to likely fake) with how often that level was right on faces from sources we never trained on, "
-    "what the file itself declares about its origin, the face's Fourier spectrum against real faces and where "
-    "super-resolution fails to re-create it. "
-    "**A verdict is evidence, not proof.** Nothing you upload is kept."
-)
+MODEL_EVENTS = "models"  # the one concurrency group of every event that runs a detector (see build_demo)
 PAGE_MAX_FRAMES = 64  # the slider's top; the CLI and the API's limit is DEFAULT_LIMITS.max_sampled_frames
 CACHE_SECONDS = 600  # uploads and derived files are deleted after at most 1.5x this
 CSS = """
@@ -103,15 +96,27 @@ def face_views_block(tab: str):
     return gallery, selector, table, heatmap, profile, error, cams
 
 
+def join_group(demo: gr.Blocks, event, concurrency_id: str, concurrency_limit: int) -> None:
+    """Put an event Gradio wired itself (an examples gallery's) into a concurrency group: its listener takes no
+    concurrency arguments, so they are set on the event's function as Gradio stores it."""
+    function = demo.fns[event["id"]]
+    function.concurrency_id, function.concurrency_limit = concurrency_id, concurrency_limit
+
+
 def build_demo(concurrency: int = 2, max_queue: int = 32) -> gr.Blocks:
+    """The page. ``concurrency``: model events (analyses, probes, Grad-CAM, first runs of the examples) running at
+    once, all events together; ``max_queue``: requests that may wait."""
     examples = build_examples()
+    # Gradio limits each event function on its own unless events share a concurrency id: without one, the
+    # model events together would run several times ``concurrency`` model calls at once.
+    model_event = dict(concurrency_id=MODEL_EVENTS, concurrency_limit=concurrency)
     # Gradio keeps cached example results in a CSV; a Plotly figure of a 256 x 256 spectrum is a field far over
     # the csv module's default 128 kB limit, which made every example fail when its cache was read back.
     csv.field_size_limit(2**31 - 1)
     # Privacy: uploads and what is derived from them (crops, plots) live in Gradio's temp folder and are
     # deleted within CACHE_SECONDS; nothing else is written (see README "Privacy").
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(CACHE_SECONDS // 2, CACHE_SECONDS)) as demo:
-        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        gr.Markdown(f"# {TITLE}\n{service.intro_markdown()}")
         with gr.Tab("Image", id="image-tab"):
             with gr.Row():
                 with gr.Column(scale=1, min_width=280) as image_controls:
@@ -132,7 +137,7 @@ def build_demo(concurrency: int = 2, max_queue: int = 32) -> gr.Blocks:
             image_state = gr.State([])
             image_outputs = [image_summary, *image_views, image_json, image_state]
             with image_controls:  # examples go under the controls, but need the outputs to exist first
-                gr.Examples([[str(examples[0])], [str(examples[1])]], inputs=[image_in], fn=service.analyse_image_example,
+                image_examples = gr.Examples([[str(examples[0])], [str(examples[1])]], inputs=[image_in], fn=service.analyse_image_example,
                             outputs=[image_outputs[i] for i in service.EXAMPLE_OUTPUTS], cache_examples=True, cache_mode="lazy", elem_id="image-examples",
                             label="Examples: a real portrait and a self-blended fake we made from it (results cached on first use)")
         with gr.Tab("Video", id="video-tab"):
@@ -161,7 +166,7 @@ def build_demo(concurrency: int = 2, max_queue: int = 32) -> gr.Blocks:
             video_state = gr.State([])
             video_outputs = [video_summary, timeline, *video_views, video_json, video_state]
             with video_controls:
-                gr.Examples([[str(examples[2])]], inputs=[video_in], fn=service.analyse_video_example,
+                video_examples = gr.Examples([[str(examples[2])]], inputs=[video_in], fn=service.analyse_video_example,
                             outputs=[video_outputs[i] for i in service.VIDEO_EXAMPLE_OUTPUTS], cache_examples=True, cache_mode="lazy", elem_id="video-examples",
                             label="Example: a real clip we wrote from the portrait (results cached on first use)")
         with gr.Tab("About the detectors", id="about-tab"):
@@ -171,21 +176,24 @@ def build_demo(concurrency: int = 2, max_queue: int = 32) -> gr.Blocks:
 
         # Each analysis first empties its results, so a failure never leaves the previous file's result on the page.
         image_go.click(service.empty_image_outputs, None, image_outputs, api_name=False, queue=False).then(
-            service.analyse_image, [image_in, whole, image_cam], image_outputs, api_name="detect_image")
+            service.analyse_image, [image_in, whole, image_cam], image_outputs, api_name="detect_image", **model_event)
         video_go.click(service.empty_video_outputs, None, video_outputs, api_name=False, queue=False).then(
-            service.analyse_video, [video_in, frames, rule, video_cam], video_outputs, api_name="detect_video")
-        probe_go.click(service.robustness_probe, [image_in, whole], [probe_summary, probe_table], api_name="robustness_probe")
+            service.analyse_video, [video_in, frames, rule, video_cam], video_outputs, api_name="detect_video", **model_event)
+        probe_go.click(service.robustness_probe, [image_in, whole], [probe_summary, probe_table], api_name="robustness_probe", **model_event)
         # change, not upload: an example chosen from the gallery is shown in the player too, and a cleared field empties it.
         video_in.change(service.video_preview, video_in, [video_player, video_note], api_name=False)
         for source, views, state, cam in ((image_in, image_views, image_state, image_cam), (video_in, video_views, video_state, video_cam)):
             gallery, selector, *detail = views
-            selector.change(service.select_face, [state, selector, cam], detail, api_name=False)
-            cam.change(service.select_face, [state, selector, cam], detail, api_name=False)
+            # Grad-CAM runs here when the box is ticked: a model event.
+            selector.change(service.select_face, [state, selector, cam], detail, api_name=False, **model_event)
+            cam.change(service.select_face, [state, selector, cam], detail, api_name=False, **model_event)
             # Another file: the previous one's faces can no longer be chosen (the example gallery fills the rest).
             source.change(service.forget_faces, None, [selector, state], api_name=False, queue=False)
         # Provenance is read as soon as a file is chosen, apart from the analysis: it shows even when the pixels fail.
         image_in.change(service.provenance_panel, image_in, image_provenance, api_name=False)
         video_in.change(service.provenance_panel, video_in, video_provenance, api_name=False)
+        for cached in (image_examples, video_examples):  # an example's first use runs the models (then it is cached)
+            join_group(demo, cached.cache_event, **model_event)
     demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
     return demo
 
@@ -195,7 +203,8 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--share", action="store_true", help="public gradio.live link (local runs only)")
-    parser.add_argument("--concurrency", type=int, default=2, help="analyses run at once (default 2)")
+    parser.add_argument("--concurrency", type=int, default=2,
+                        help="model events (analyses, probes, Grad-CAM) run at once, all together (default 2)")
     parser.add_argument("--max-queue", type=int, default=32, help="requests that may wait; more are refused politely (default 32)")
     args = parser.parse_args()
     # Unexpected failures reach the user as a short message; their tracebacks go here (see service.event_handler).

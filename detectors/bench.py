@@ -229,7 +229,7 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
                                sync(lambda d=detector: d.logits([crop.image])), repeats))
     timings.append(measure("all detectors + ensemble, one face", sync(lambda: analyzer.score_crops([crop])), repeats))
     timings.append(measure("spectra: 2D FFT + radial profile", lambda: radial_profile(log_spectrum(crop.image)), repeats))
-    resynthesis = next((d for d in analyzer.detectors if d.config.architecture == "resynthesis"), None)
+    resynthesis = next((d for d in analyzer.detectors if hasattr(d.model, "error_heatmap")), None)  # the model that re-creates faces
     if resynthesis is not None:
         timings.append(measure("error map: re-synthesis |SR(x/4) - x|", sync(lambda: explain.reconstruction_error(resynthesis, [crop.image])), repeats))
     bands = load_reference_bands()
@@ -246,12 +246,12 @@ def pipeline_timings(device: torch.device, repeats: int = 10, video_frames: int 
     reference_forward = resnet50_forward(device)
     timings.append(paired("one-face image end to end, in turns with ResNet-50 (ratio: median of the pairs' ratios)",
                           sync(lambda: analyzer.analyze_picture(Picture(picture))), reference_forward, repeats * 2))
-    end_to_end = measure("one-face image end to end (decode, detect, crop, 4 detectors, ensemble; no plots)",
+    end_to_end = measure(f"one-face image end to end (decode, detect, crop, {len(analyzer.detectors)} detectors, ensemble; no plots)",
                          sync(lambda: analyzer.analyze_picture(Picture(picture))), repeats)
     timings.append(end_to_end)
 
     photo = large_photo(folder / "photo_12mp.jpg")
-    timings.append(measure("12-megapixel photo end to end (decode, detect, crop, 4 detectors, ensemble; no plots)",
+    timings.append(measure(f"12-megapixel photo end to end (decode, detect, crop, {len(analyzer.detectors)} detectors, ensemble; no plots)",
                            sync(lambda: analyzer.analyze_picture(Picture(photo))), repeats))
     timings += provenance_timings(photo, folder, repeats)
     timings.append(folder_scan(analyzer, portrait_files or portraits_folder(folder / "portraits", folder_count)))

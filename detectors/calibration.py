@@ -1,8 +1,9 @@
 """Turning scores into verdicts: a decision threshold with an "uncertain" band, and a logistic-regression ensemble.
 
 Both are fitted on validation data (label 1 = fake, 0 = real; higher score = more fake). A score ``p`` reads as
-fake when ``p >= decision``; inside ``[uncertain_low, uncertain_high)`` the verdict is "uncertain" instead, which
-is how ``checkpoints.Thresholds.verdict`` reads the same three numbers.
+fake when ``p >= decision``; inside ``[uncertain_low, uncertain_high)`` the verdict is "uncertain" instead
+(:meth:`Thresholds.verdict`, the one thresholds type: a checkpoint's ``config.json`` and the ensemble rule hold
+one each).
 """
 from __future__ import annotations
 
@@ -26,34 +27,43 @@ def logit(p):
     return np.log(p) - np.log1p(-p)
 
 
-@dataclass
-class Calibration:
-    """Three thresholds on one detector's (or the ensemble's) score.
+@dataclass(frozen=True)
+class Thresholds:
+    """Three thresholds on one detector's (or the ensemble's) probability of fake, and how they were obtained.
 
-    decision: the equal-error-rate threshold on the validation data (false positives and false negatives
-        balanced); ``p >= decision`` means fake.
+    decision: the threshold fitted on validation data (e.g. at the equal error rate); ``p >= decision`` means fake.
     uncertain_low, uncertain_high: the band ``[uncertain_low, uncertain_high)`` around ``decision`` where the
         verdict is not reliable. At or above ``uncertain_high`` the validation precision of "fake" reached the
         target; below ``uncertain_low`` the validation negative predictive value ("real" is right) reached it.
-    method: how the numbers were obtained, for the record.
+    method: how the numbers were obtained, for the record (the ensemble rule keeps it; a checkpoint's
+        ``config.json`` has none, and is written without the key).
     """
 
-    decision: float
-    uncertain_low: float
-    uncertain_high: float
-    method: str
+    decision: float = 0.5
+    uncertain_low: float = 0.5
+    uncertain_high: float = 0.5
+    method: str = ""
+
+    def verdict(self, probability: float) -> str:
+        if self.uncertain_low <= probability < self.uncertain_high:
+            return "uncertain"
+        return "fake" if probability >= self.decision else "real"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        numbers = {"decision": self.decision, "uncertain_low": self.uncertain_low, "uncertain_high": self.uncertain_high}
+        return {**numbers, "method": self.method} if self.method else numbers
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Calibration":
+    def from_dict(cls, data: dict[str, Any]) -> "Thresholds":
         return cls(
             decision=float(data["decision"]),
             uncertain_low=float(data["uncertain_low"]),
             uncertain_high=float(data["uncertain_high"]),
             method=str(data.get("method", "")),
         )
+
+
+Calibration = Thresholds  # the name the fitting functions and the training code use
 
 
 def _precision_at_or_above(y: np.ndarray, s: np.ndarray, t: float) -> float:

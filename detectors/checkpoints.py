@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import models
+from .calibration import Thresholds  # the one thresholds type (training imports it from here too)
 from .faces import DEFAULT_MARGIN
 
 FORMAT = "deepfake-detectors/1"
@@ -32,20 +33,6 @@ HUB_HOST = ("huggingface.co", 443)
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used; the message names the source and the reason."""
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """How a probability of fake becomes a verdict: fake at or above ``decision``, uncertain inside the band."""
-
-    decision: float = 0.5
-    uncertain_low: float = 0.5
-    uncertain_high: float = 0.5
-
-    def verdict(self, probability: float) -> str:
-        if self.uncertain_low <= probability < self.uncertain_high:
-            return "uncertain"
-        return "fake" if probability >= self.decision else "real"
 
 
 @dataclass
@@ -75,7 +62,7 @@ class CheckpointConfig:
             "crop": {"detector": "facenet-pytorch MTCNN", "margin": self.crop_margin, "size": self.crop_size},
             "labels": {str(k): v for k, v in models.LABELS.items()},
             "output": "one logit; sigmoid(logit) = probability that the face is fake",
-            "thresholds": vars(self.thresholds),
+            "thresholds": self.thresholds.to_dict(),
             "training": self.training,
             "metrics": self.metrics,
         }
@@ -93,7 +80,7 @@ class CheckpointConfig:
             std=tuple(data["normalisation"]["std"]),
             crop_margin=float(data["crop"]["margin"]),
             crop_size=int(data["crop"]["size"]),
-            thresholds=Thresholds(**data.get("thresholds", {})),
+            thresholds=Thresholds.from_dict(data["thresholds"]) if "thresholds" in data else Thresholds(),
             training=dict(data.get("training", {})),
             metrics=dict(data.get("metrics", {})),
         )

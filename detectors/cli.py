@@ -300,7 +300,7 @@ def cmd_export_heldout(args: argparse.Namespace) -> int:
 
 
 def _scorers(names: Sequence[str], device: str):
-    """Loaded detectors for checkpoint folders or shipped names; 'all' = the four shipped ones + the ensemble."""
+    """Loaded detectors for checkpoint folders or shipped names; 'all' = every registered one + the ensemble."""
     import torch
 
     from . import checkpoints, registry
@@ -375,6 +375,10 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import models  # the registered detectors and their variants are the choices
+
+    detector_names = [spec.name for spec in models.specs()]
+    variant_names = sorted({variant for spec in models.specs() for variant in spec.variants})
     parser = argparse.ArgumentParser(prog="python -m detectors", description="Deepfake detectors side by side.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -406,8 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     band.add_argument("--out", help="output JSON (default assets/spectrum_reference.json)")
     band.set_defaults(run=cmd_reference_band)
     train = commands.add_parser("train", help="train a detector on ../shared/data (face cache built on first use)")
-    train.add_argument("--detector", required=True, choices=("specxnet", "sficonv", "resynthesis", "mdcsd"))
-    train.add_argument("--variant", default="small", choices=("small", "paper"))
+    train.add_argument("--detector", required=True, choices=detector_names)
+    train.add_argument("--variant", default="small", choices=variant_names)
     train.add_argument("--out", required=True, help="run folder: resumable state and the best checkpoint (out/best)")
     _data_arguments(train)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -432,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(run=cmd_export_heldout)
 
     evaluate = commands.add_parser("evaluate", help="AUC, AP, EER, accuracy, TPR at 1 %% / 5 %% FPR on real/ and fake/ folders")
-    evaluate.add_argument("--checkpoint", nargs="+", default=["all"], help="checkpoint folders or shipped names (specxnet ... ensemble); 'all' by default")
+    evaluate.add_argument("--checkpoint", nargs="+", default=["all"], help=f"checkpoint folders or shipped names ({', '.join(detector_names)}, ensemble); 'all' by default")
     evaluate.add_argument("--data", required=True, help="folder with real/ and fake/ sub-folders")
     evaluate.add_argument("--frames", type=int, default=16, help="frames sampled per video")
     evaluate.add_argument("--device", default="cpu")
@@ -467,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--training", action="store_true",
                        help="also time one training step per architecture: fp32, channels-last, bf16 autocast (batch 32)")
     bench.add_argument("--training-only", action="store_true", help="only the training-step table (implies --training)")
-    bench.add_argument("--variants", nargs="+", default=["small", "paper"], choices=("small", "paper"))
+    bench.add_argument("--variants", nargs="+", default=["small", "paper"], choices=variant_names)
     bench.add_argument("--batches", nargs="+", type=int, default=[1, 16])
     bench.add_argument("--folder", help="a folder of pictures for the folder-scan figure (default: generated portraits)")
     bench.add_argument("--folder-count", type=int, default=200, help="pictures in the folder scan (default 200)")

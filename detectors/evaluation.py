@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .cli import expand_inputs
-from .calibration import LEVELS, level_verdict
+from .calibration import LEVELS, expit, level_verdict
 from .faces import FaceCropper, first_faces
 from .media import InputError
 from .metrics import binary_metrics, roc_curve_points, roc_figure
@@ -81,10 +81,6 @@ def score_folder(folder: str | os.PathLike, scorers: Sequence, frames: int = 16,
     return scored
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def _levels(scored: Scored, scorers: Sequence) -> dict[str, list[str]]:
     """The ensemble's evidence level per frame, as the app gives it: from its probability and how many of its
     members say "fake" on their own (scorers with levels only)."""
@@ -95,14 +91,14 @@ def _levels(scored: Scored, scorers: Sequence) -> dict[str, list[str]]:
         members = [m for m in getattr(scorer, "members", []) if m.name in scored.logits]
         votes = np.zeros(len(scored.labels), dtype=int)
         for member in members:
-            votes += np.array([member.verdict(float(p)) == "fake" for p in _sigmoid(np.array(scored.logits[member.name]))], dtype=int)
-        out[scorer.name] = [scorer.level(float(p), int(v)) for p, v in zip(_sigmoid(np.array(scored.logits[scorer.name])), votes)]
+            votes += np.array([member.verdict(float(p)) == "fake" for p in expit(np.array(scored.logits[member.name]))], dtype=int)
+        out[scorer.name] = [scorer.level(float(p), int(v)) for p, v in zip(expit(np.array(scored.logits[scorer.name])), votes)]
     return out
 
 
 def _verdicts(scored: Scored, scorers: Sequence, levels: dict[str, list[str]]) -> dict[str, list[str]]:
     """Each scorer's verdict per frame: the ensemble's from its level (fake only at "likely fake"), as in the app."""
-    verdicts = {s.name: [s.verdict(float(p)) for p in _sigmoid(np.array(scored.logits[s.name]))] for s in scorers}
+    verdicts = {s.name: [s.verdict(float(p)) for p in expit(np.array(scored.logits[s.name]))] for s in scorers}
     verdicts.update({name: [level_verdict(level) for level in frame_levels] for name, frame_levels in levels.items()})
     return verdicts
 
@@ -126,7 +122,7 @@ def summarise(scored: Scored, scorers: Sequence) -> dict:
     verdicts = _verdicts(scored, scorers, levels) if len(labels) else {s.name: [] for s in scorers}
     for scorer in scorers:
         name, threshold = scorer.name, getattr(scorer, "threshold", 0.5)
-        probabilities = _sigmoid(np.array(scored.logits[name]))
+        probabilities = expit(np.array(scored.logits[name]))
         if not len(labels):
             result["scorers"][name] = {}
             continue

@@ -2,28 +2,27 @@
 
 - :func:`reconstruction_error`: ``|SR(down(x)) - x|`` from the re-synthesis detector's own super-resolution
   network (the signal its classifier reads), averaged over colour channels, with summary numbers.
-- :func:`grad_cam`: Selvaraju et al.'s Grad-CAM on a detector's last spatial feature map (named per
-  architecture in :data:`CAM_LAYERS`): the map's channels weighted by the mean gradient of the fake logit,
-  rectified. One forward and one backward pass per face at the model's small input size, so it is cheap
+- :func:`grad_cam`: Selvaraju et al.'s Grad-CAM on a detector's last spatial feature map (its spec's
+  ``cam_layer``, see :mod:`detectors.models`): the map's channels weighted by the mean gradient of the fake
+  logit, rectified. One forward and one backward pass per face at the model's small input size, so it is cheap
   enough to offer behind a toggle.
+
+Grad-CAM runs on the model every request shares, while other threads score faces with it: its hook keeps the
+feature map of its own thread's forward only, and the gradient is taken with ``torch.autograd.grad`` (no
+``retain_grad``, no ``.grad`` written into the shared parameters), so concurrent scoring and concurrent
+Grad-CAMs never see each other.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import models
 from .preprocess import crops_to_tensor, model_input
-
-# The last feature map that still has a spatial layout, per architecture.
-CAM_LAYERS = {
-    "specxnet": "bn4",
-    "sficonv": "layer4",
-    "resynthesis": "classifier.layer4",
-    "mdcsd": "spatial.stages.-1",
-}
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,19 +65,26 @@ def _module(model: torch.nn.Module, path: str) -> torch.nn.Module:
     return module
 
 
+def cam_layer(detector) -> str | None:
+    """The dotted path of the feature map Grad-CAM reads, from the detector's spec (None: no Grad-CAM)."""
+    spec = models.spec(detector.config.architecture)
+    return spec.cam_layer if spec is not None else None
+
+
 def grad_cam(detector, crop: np.ndarray) -> np.ndarray | None:
     """Grad-CAM of the fake logit for one crop, in [0, 1] at the crop's size; None for an unknown layout."""
-    path = CAM_LAYERS.get(detector.config.architecture)
+    path = cam_layer(detector)
     if path is None:
         return None
     model = detector.model
     layer = _module(model, path)
     captured: dict[str, torch.Tensor] = {}
+    this_thread = threading.get_ident()
 
     def keep(_module, _inputs, output):
-        output = output[0] if isinstance(output, tuple) else output
-        output.retain_grad()
-        captured["features"] = output
+        # The hook sits on the shared model while it is registered: every other thread's forward passes it too.
+        if threading.get_ident() == this_thread:
+            captured["features"] = output[0] if isinstance(output, tuple) else output
 
     handle = layer.register_forward_hook(keep)
     try:
@@ -86,15 +92,12 @@ def grad_cam(detector, crop: np.ndarray) -> np.ndarray | None:
             x = model_input(crops_to_tensor([crop]).to(detector.device), model.config)
             x = (x.half() if detector.half else x).requires_grad_(False)
             logit = model(x).float().sum()
-            model.zero_grad(set_to_none=True)
-            logit.backward()
+            features = captured["features"]
+            (gradients,) = torch.autograd.grad(logit, features)
     finally:
         handle.remove()
-        model.zero_grad(set_to_none=True)
-    features = captured["features"].detach().float()
-    gradients = captured["features"].grad.float()
-    weights = gradients.mean(dim=(2, 3), keepdim=True)
-    cam = F.relu((weights * features).sum(dim=1))  # 1 x h x w
+    weights = gradients.float().mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((weights * features.detach().float()).sum(dim=1))  # 1 x h x w
     cam = _resize_maps(cam, crop.shape[0])[0]
     peak = float(cam.max())
     return cam / peak if peak > 0 else cam

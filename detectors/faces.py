@@ -191,9 +191,14 @@ class FaceCropper:
         source, scale = picture.decoded(picture.reduction_for(round(max(picture.size) * size / smallest)))
         return [self.crop(source, face, size, scale) for face in faces], search
 
+    def crops_batch(self, images: Sequence[np.ndarray], size: int) -> list[list[FaceCrop]]:
+        """Every face of each picture (decoded pixels, e.g. a clip's frames) as a ``size`` crop, most confident
+        first; the pictures are searched together (:meth:`detect_batch`). A picture file: :meth:`crops_of`."""
+        return [[self.crop(image, face, size) for face in faces] for image, faces in zip(images, self.detect_batch(images))]
+
     def __call__(self, image: np.ndarray, size: int) -> list[FaceCrop]:
         """Every face above the confidence threshold as a ``size`` x ``size`` crop, most confident first."""
-        return [self.crop(image, face, size) for face in self.detect(image)]
+        return self.crops_batch([image], size)[0]
 
 
 def first_faces(path, cropper: FaceCropper, frames: int, size: int) -> tuple[str, list[FaceCrop | None]]:
@@ -206,5 +211,5 @@ def first_faces(path, cropper: FaceCropper, frames: int, size: int) -> tuple[str
     if kind == "image":
         crops, _ = cropper.crops_of(Picture(path), size)
         return kind, [crops[0] if crops else None]
-    images = [frame.image for frame in sample_frames(path, frames)]
-    return kind, [cropper.crop(image, faces[0], size) if faces else None for image, faces in zip(images, cropper.detect_batch(images))]
+    per_frame = cropper.crops_batch([frame.image for frame in sample_frames(path, frames)], size)
+    return kind, [crops[0] if crops else None for crops in per_frame]

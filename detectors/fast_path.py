@@ -16,7 +16,7 @@ SpecXNet (two-core Xeon, torch 2.13, batch 1): with them, the first one or two c
 0.7-1 s each (profiling, then re-optimising a graph of thousands of nodes) and later calls 16 ms; without them
 the first call takes 60 ms and later calls the same 16 ms, since freezing already removed what they would.
 ``optimize_for_inference`` was tried and dropped: it fails on SpecXNet's adaptive pooling, and the models it
-helped run as fast eagerly in channels-last memory (see ``registry.TRACE_SAFE``).
+helped run as fast eagerly in channels-last memory (see the specs' ``fast_path`` flag in ``detectors.models``).
 """
 from __future__ import annotations
 

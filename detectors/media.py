@@ -8,6 +8,7 @@ message is meant to be shown to a person as it is.
 from __future__ import annotations
 
 import bisect
+import io
 import math
 import os
 import warnings
@@ -86,12 +87,13 @@ def _check_file(path: Path, limits: Limits) -> None:
         )
 
 
-def _open_image(path: Path, limits: Limits) -> Image.Image:
-    """Open (header only) and check the declared size before any pixel is decoded."""
+def _open_image(path: Path, limits: Limits, data: bytes | None = None) -> Image.Image:
+    """Open (header only) and check the declared size before any pixel is decoded; ``data``: the file's bytes,
+    held in memory (``path`` then only names it in messages)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(path if data is None else io.BytesIO(data))
     except Image.DecompressionBombError:
         raise InputError(
             f"{path.name}: the image declares far more pixels than the limit of "
@@ -155,12 +157,19 @@ class Picture:
     produce 1/2, 1/4 or 1/8 of the size directly from the DCT coefficients, several times faster. Face search
     needs about 640 px and a 256 px face crop needs its face at 256 px, so neither needs every pixel. Other
     formats always decode in full. Every size is of the upright picture (EXIF orientation applied).
+
+    Every picture the app scores is one: an upload, a re-encoded copy (:meth:`from_bytes`, e.g. the robustness
+    probe's JPEG save) or pixels already decoded (:meth:`from_pixels`, e.g. a video frame), so that the same
+    file is always decoded the same way.
     """
 
-    def __init__(self, path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> None:
-        self.path, self.limits = Path(path), limits
-        _check_file(self.path, limits)
-        with _open_image(self.path, limits) as image:
+    def __init__(self, path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS, data: bytes | None = None) -> None:
+        self.path, self.limits, self._data = Path(path), limits, data
+        if data is None:
+            _check_file(self.path, limits)
+        elif len(data) > limits.max_file_bytes:
+            raise InputError(f"{self.path.name}: {_describe_size(len(data))}, over the limit of {_describe_size(limits.max_file_bytes)}")
+        with _open_image(self.path, limits, data) as image:
             self.is_jpeg = image.format == "JPEG"
             try:
                 turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientations that swap the sides
@@ -168,6 +177,20 @@ class Picture:
                 turned = False
             self.size = image.size[::-1] if turned else image.size  # (width, height), upright
         self._decoded: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str, limits: Limits = DEFAULT_LIMITS) -> "Picture":
+        """A picture file held in memory, decoded exactly as the same file on disk would be."""
+        return cls(name, limits, data)
+
+    @classmethod
+    def from_pixels(cls, pixels: np.ndarray, name: str = "pixels") -> "Picture":
+        """Pixels already decoded (H x W x 3 uint8 RGB): as a lossless file of them would be, never reduced."""
+        picture = cls.__new__(cls)
+        picture.path, picture.limits, picture._data = Path(name), DEFAULT_LIMITS, None
+        picture.is_jpeg, picture.size = False, (pixels.shape[1], pixels.shape[0])
+        picture._decoded = {1: pixels}
+        return picture
 
     def reduction_for(self, long_side: int) -> int:
         """The largest reduction that keeps the long side at least ``long_side`` (1 when not a JPEG)."""
@@ -186,7 +209,7 @@ class Picture:
         return pixels, max(self.size) / max(pixels.shape[:2])
 
     def _decode(self, reduction: int) -> np.ndarray:
-        image = _open_image(self.path, self.limits)
+        image = _open_image(self.path, self.limits, self._data)
         with image:
             try:
                 image.seek(0)

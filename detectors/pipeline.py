@@ -228,14 +228,12 @@ class Analyzer:
         result.verdict = level_verdict(result.level)
 
     def analyze_image(self, image: np.ndarray, whole_image_if_no_face: bool = False) -> ImageReport:
-        crops = [self.cropper.crop(image, face, CROP_SIZE) for face in self.cropper.detect(image)]
-        whole = not crops and whole_image_if_no_face
-        if whole:
-            crops = [whole_image_crop(image, CROP_SIZE)]
-        return ImageReport(self.score_crops(crops), whole_image=whole)
+        """As :meth:`analyze_picture`, for pixels already decoded."""
+        return self.analyze_picture(Picture.from_pixels(image), whole_image_if_no_face)
 
     def analyze_picture(self, picture: Picture, whole_image_if_no_face: bool = False) -> ImageReport:
-        """As :meth:`analyze_image`, from a picture file decoded only as far as needed (see ``FaceCropper.crops_of``)."""
+        """Every face of a picture scored (the one path of every picture: uploads, probes, pixels), the file
+        decoded only as far as needed (see ``FaceCropper.crops_of``); with no face, the whole picture when asked."""
         crops, searched = self.cropper.crops_of(picture, CROP_SIZE)
         whole = not crops and whole_image_if_no_face
         if whole:
@@ -244,8 +242,7 @@ class Analyzer:
 
     def analyze_frames(self, frames: Sequence[VideoFrame]) -> list[ImageReport]:
         """One report per sampled frame; the faces of all frames go through each detector as one batch."""
-        detections = self.cropper.detect_batch([frame.image for frame in frames])
-        crops = [[self.cropper.crop(frame.image, face, CROP_SIZE) for face in faces] for frame, faces in zip(frames, detections)]
+        crops = self.cropper.crops_batch([frame.image for frame in frames], CROP_SIZE)
         flat = self.score_crops([crop for frame_crops in crops for crop in frame_crops])
         reports, start = [], 0
         for frame_crops in crops:
@@ -314,9 +311,7 @@ class Analyzer:
                 prepared.units = [crops]
             else:
                 prepared.frames = sample_frames(path, frames, self.limits)
-                detections = self.cropper.detect_batch([frame.image for frame in prepared.frames])
-                prepared.units = [[self.cropper.crop(frame.image, face, CROP_SIZE) for face in faces]
-                                  for frame, faces in zip(prepared.frames, detections)]
+                prepared.units = self.cropper.crops_batch([frame.image for frame in prepared.frames], CROP_SIZE)
         except InputError as error:
             prepared.error = str(error)
         except Exception as error:  # a bug of ours, or a decoder crash: this file's record says so, the rest go on

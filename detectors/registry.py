@@ -19,28 +19,45 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from . import checkpoints
-from .calibration import VERDICT_LEVELS, EnsembleRule
+from . import checkpoints, models
+from .calibration import VERDICT_LEVELS, EnsembleRule, expit
 from .checkpoints import CheckpointConfig, CheckpointError, Thresholds
 from .fast_path import fast_path as fast_path_of
 from .preprocess import SharedInput
 
-DETECTORS = ("specxnet", "sficonv", "resynthesis", "mdcsd")
-DISPLAY_NAMES = {"specxnet": "SpecXNet", "sficonv": "SFIConv", "resynthesis": "Re-synthesis", "mdcsd": "MD-CSDNetwork"}
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
 SOURCES_VARIABLE = "DEEPFAKE_CHECKPOINTS"
 ENSEMBLE_FILE = "ensemble.json"
 MANIFEST_FILE = "MANIFEST.json"  # sha256 of every shipped checkpoint file, checked at load
-# FFTs (SpecXNet) and log|DCT| (MD-CSD) lose too much in float16; the other two are plain convolutions.
-HALF_PRECISION_SAFE = frozenset({"sficonv", "resynthesis"})
-# CPU fast path (detectors.fast_path): TorchScript trace -> freeze (weights become constants, Python overhead
-# gone), cached on disk per checkpoint, checked against the eager model at every load on another batch size
-# than traced. Only SpecXNet gains from it (16 ms frozen vs 29 ms eager, one thread, batch 1: its Fourier units
-# are many small operations); the other three run about as fast eagerly (SFIConv 8.8 ms vs 7.5 frozen) or
-# faster with a channels-last input (re-synthesis 11.5 vs 14, MD-CSD 9.2 vs 11), and so start without any
-# trace or cache. Only the input is channels-last: weights in that layout crash Grad-CAM's backward pass.
-TRACE_SAFE = frozenset({"specxnet"})
-CHANNELS_LAST_INPUT = frozenset({"resynthesis", "mdcsd"})
+# What each detector's spec (detectors.models) switches on, and why it is per detector:
+# - half_precision_safe: float16 on a GPU; FFTs (SpecXNet) and log|DCT| (MD-CSD) lose too much in it.
+# - fast_path: CPU fast path (detectors.fast_path): TorchScript trace -> freeze (weights become constants, Python
+#   overhead gone), cached on disk per checkpoint, checked against the eager model at every load on another batch
+#   size than traced. Only SpecXNet gains from it (16 ms frozen vs 29 ms eager, one thread, batch 1: its Fourier
+#   units are many small operations); the other three run about as fast eagerly (SFIConv 8.8 ms vs 7.5 frozen) or
+#   faster with a channels-last input (re-synthesis 11.5 vs 14, MD-CSD 9.2 vs 11), and so start without any trace
+#   or cache.
+# - channels_last_input: only the input is channels-last: weights in that layout crash Grad-CAM's backward pass.
+
+
+def detector_names() -> tuple[str, ...]:
+    """The registered detectors (``detectors.models.DETECTOR_MODULES``), in the order pages list them."""
+    return tuple(spec.name for spec in models.specs())
+
+
+def display_name(name: str) -> str:
+    spec = models.spec(name)
+    return spec.display_name if spec is not None else name
+
+
+def __getattr__(attribute: str):
+    # DETECTORS and DISPLAY_NAMES are read from the specs on every access, so that a detector registered at
+    # run time (a test's stand-in) is known everywhere at once; the names stay for the code that imports them.
+    if attribute == "DETECTORS":
+        return detector_names()
+    if attribute == "DISPLAY_NAMES":
+        return {name: display_name(name) for name in detector_names()}
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
 
 
 def default_device() -> torch.device:
@@ -67,11 +84,11 @@ class LoadedDetector:
     device: torch.device
     half: bool = False
     fast: Callable[[torch.Tensor], torch.Tensor] | None = None  # the frozen model (fast_path.FrozenModel), when it matches
-    channels_last: bool = False  # feed the model channels-last input (faster convolutions; see TRACE_SAFE)
+    channels_last: bool = False  # feed the model channels-last input (faster convolutions; see the specs' flags)
 
     @property
     def display_name(self) -> str:
-        return DISPLAY_NAMES.get(self.name, self.name)
+        return display_name(self.config.architecture)
 
     @torch.inference_mode()
     def logits(self, crops: Sequence[np.ndarray] | SharedInput) -> np.ndarray:
@@ -85,7 +102,7 @@ class LoadedDetector:
         return (self.fast or self.model)(x).float().cpu().numpy()
 
     def probabilities(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.logits(crops)))
+        return expit(self.logits(crops))
 
     def verdict(self, probability: float) -> str:
         return self.config.thresholds.verdict(probability)
@@ -114,8 +131,7 @@ class EnsembleScorer:
 
     @property
     def thresholds(self) -> Thresholds:
-        c = self.rule.calibration
-        return Thresholds(c.decision, c.uncertain_low, c.uncertain_high)
+        return self.rule.calibration
 
     def verdict(self, probability: float) -> str:
         return self.thresholds.verdict(probability)
@@ -159,11 +175,11 @@ def load_ensemble(members: Sequence[LoadedDetector], path: Path | None = None) -
 def configured_sources(environ: dict[str, str] | None = None) -> dict[str, str]:
     """name -> source: the shipped folder unless ``DEEPFAKE_CHECKPOINTS`` names another."""
     environ = os.environ if environ is None else environ
-    sources = {name: str(ASSETS / name) for name in DETECTORS}
+    sources = {name: str(ASSETS / name) for name in detector_names()}
     for item in filter(None, (part.strip() for part in environ.get(SOURCES_VARIABLE, "").split(","))):
         name, _, source = item.partition("=")
         if name.strip() not in sources or not source.strip():
-            raise ValueError(f"{SOURCES_VARIABLE}: expected name=source with name in {', '.join(DETECTORS)}, got {item!r}")
+            raise ValueError(f"{SOURCES_VARIABLE}: expected name=source with name in {', '.join(detector_names())}, got {item!r}")
         source = source.strip()
         if not Path(source).is_dir() and "@" not in source:
             raise ValueError(f"{SOURCES_VARIABLE}: pin the Hub repo {source!r} to a revision (user/repo@<commit>): an unpinned repo can change under you")
@@ -184,7 +200,7 @@ def manifest(path: Path | None = None) -> dict[str, dict[str, str]]:
 def write_manifest(path: Path | None = None) -> Path:
     """Pin the sha256 of every shipped checkpoint (run after shipping new checkpoints)."""
     path = path or ASSETS / MANIFEST_FILE
-    entries = {name: checkpoints.folder_digests(path.parent / name) for name in DETECTORS if (path.parent / name / checkpoints.WEIGHTS_FILE).is_file()}
+    entries = {name: checkpoints.folder_digests(path.parent / name) for name in detector_names() if (path.parent / name / checkpoints.WEIGHTS_FILE).is_file()}
     content = {"about": "sha256 of the shipped checkpoints and ensemble rule; checked at every load", "checkpoints": entries}
     if (path.parent / ENSEMBLE_FILE).is_file():
         content["ensemble"] = checkpoints.sha256(path.parent / ENSEMBLE_FILE)
@@ -199,13 +215,14 @@ def load_detector(name: str, source: str, device: torch.device, fast_path: bool 
     if Path(source).resolve() == (ASSETS / name).resolve() and pinned is None:
         raise CheckpointError(f"{source}: not in {MANIFEST_FILE}; refusing an unpinned shipped checkpoint (after shipping new weights, run `python -m detectors manifest`)")
     checkpoint = checkpoints.load(source, device=device, expected_sha256=pinned)
-    half = device.type == "cuda" and name in HALF_PRECISION_SAFE
+    spec = models.spec(checkpoint.config.architecture)
+    half = device.type == "cuda" and spec is not None and spec.half_precision_safe
     model = checkpoint.model.half() if half else checkpoint.model
     fast = None
-    if fast_path and device.type == "cpu" and name in TRACE_SAFE:
+    if fast_path and device.type == "cpu" and spec is not None and spec.fast_path:
         digest = (pinned or {}).get(checkpoints.WEIGHTS_FILE) or checkpoints.sha256(checkpoints.resolve(source) / checkpoints.WEIGHTS_FILE)
         fast = fast_path_of(model, name, digest, checkpoint.config.input_size, device)
-    channels_last = device.type == "cpu" and name in CHANNELS_LAST_INPUT
+    channels_last = device.type == "cpu" and spec is not None and spec.channels_last_input
     return LoadedDetector(name, model, checkpoint.config, checkpoint.source, device, half, fast, channels_last)
 
 
@@ -217,7 +234,7 @@ class LoadResult:
     @property
     def unavailable(self) -> list[str]:
         loaded = {d.name for d in self.detectors}
-        return [name for name in DETECTORS if name not in loaded]
+        return [name for name in detector_names() if name not in loaded]
 
 
 def load_all(sources: dict[str, str] | None = None, device: torch.device | None = None) -> LoadResult:
@@ -225,7 +242,7 @@ def load_all(sources: dict[str, str] | None = None, device: torch.device | None 
     sources = configured_sources() if sources is None else sources
     device = device or default_device()
     loaded, messages = [], []
-    for name in DETECTORS:
+    for name in detector_names():
         if name not in sources:
             continue
         shipped = str(ASSETS / name)
@@ -234,13 +251,13 @@ def load_all(sources: dict[str, str] | None = None, device: torch.device | None 
             continue
         except CheckpointError as error:
             if sources[name] == shipped:
-                messages.append(f"{DISPLAY_NAMES[name]} unavailable: {error}")
+                messages.append(f"{display_name(name)} unavailable: {error}")
                 continue
-            messages.append(f"{DISPLAY_NAMES[name]}: {error}; using the shipped checkpoint instead")
+            messages.append(f"{display_name(name)}: {error}; using the shipped checkpoint instead")
         try:
             loaded.append(load_detector(name, shipped, device))
         except CheckpointError as error:
-            messages.append(f"{DISPLAY_NAMES[name]} unavailable: {error}")
+            messages.append(f"{display_name(name)} unavailable: {error}")
     return LoadResult(loaded, messages)
 
 

@@ -3,29 +3,38 @@
 A detector whose verdict changes after one JPEG save at quality 75 or a halving of the resolution (what a
 messaging app does to a picture) is reading the encoding, not the face; users should see that before they
 trust a verdict. The degraded picture goes through the whole pipeline again (face detection included).
+
+One decode path: the picture is scored "before" exactly as Analyse scores it (``Analyzer.analyze_picture``,
+which decodes a large JPEG reduced), and each degraded copy is scored the same way as a file of it would be
+(the JPEG save is decoded like any uploaded JPEG), so a flip measures the degradation, not two decoders.
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from PIL import Image
 
-from .training.augment import jpeg
+from .media import Picture
 
 
-def jpeg_75(image: np.ndarray) -> np.ndarray:
-    return np.asarray(jpeg(Image.fromarray(image), 75))
+def jpeg_75(image: np.ndarray) -> Picture:
+    """The picture saved once as a JPEG at quality 75 (as a messaging app re-encodes it)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=75)
+    return Picture.from_bytes(buffer.getvalue(), "jpeg-75.jpg")
 
 
-def half_size(image: np.ndarray) -> np.ndarray:
+def half_size(image: np.ndarray) -> Picture:
     height, width = image.shape[:2]
     size = (max(1, width // 2), max(1, height // 2))
-    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
+    return Picture.from_pixels(np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC)), "half-size.png")
 
 
-PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"JPEG quality 75": jpeg_75, "0.5x resize": half_size}
+# Each takes the picture's full-size pixels and gives the degraded picture.
+PERTURBATIONS: dict[str, Callable[[np.ndarray], Picture]] = {"JPEG quality 75": jpeg_75, "0.5x resize": half_size}
 
 
 @dataclass(frozen=True)
@@ -53,12 +62,15 @@ class ProbeRow:
         }
 
 
-def probe(analyzer, image: np.ndarray, whole_image_if_no_face: bool = False) -> list[ProbeRow]:
-    """Rows comparing the most suspicious face's scores before and after each perturbation."""
-    original = analyzer.analyze_image(image, whole_image_if_no_face).top
+def probe(analyzer, picture: Picture | np.ndarray, whole_image_if_no_face: bool = False) -> list[ProbeRow]:
+    """Rows comparing the most suspicious face's scores before and after each perturbation; ``picture`` is the
+    upload (an array is taken as already decoded pixels)."""
+    if isinstance(picture, np.ndarray):
+        picture = Picture.from_pixels(picture)
+    original = analyzer.analyze_picture(picture, whole_image_if_no_face).top
     rows = []
     for name, perturb in PERTURBATIONS.items():
-        perturbed = analyzer.analyze_image(perturb(image), whole_image_if_no_face).top
+        perturbed = analyzer.analyze_picture(perturb(picture.decoded(1)[0]), whole_image_if_no_face).top
         for detector in analyzer.detectors:
             before = original.scores.get(detector.name) if original else None
             after = perturbed.scores.get(detector.name) if perturbed else None

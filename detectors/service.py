@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from . import explain, provenance, registry, views
+from . import explain, models, provenance, registry, views
 from .calibration import SET_TITLES
 from .media import DEFAULT_LIMITS, InputError, Picture, browser_playable, browser_preview, detect_kind, probe_video, sample_frames
 from .pipeline import AGGREGATION_RULES, Analyzer, FaceResult, ImageReport, detector_workers
@@ -27,6 +27,23 @@ from .spectrum import face_side, load_reference_bands, log_spectrum
 log = logging.getLogger(__name__)
 FAILURE_MESSAGE = ("The analysis failed on our side, not because of your file's content. Try again; if it fails again, "
                    "try another file, a smaller picture or fewer frames. The server log has the details.")
+
+_COUNT_WORDS = ("No", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
+
+
+def intro_markdown() -> str:
+    """The page's opening paragraph; it names and counts the registered detectors (their specs)."""
+    names = [spec.display_name for spec in models.specs()]
+    count = _COUNT_WORDS[len(names)] if len(names) < len(_COUNT_WORDS) else str(len(names))
+    return (
+        f"{count} published detector{'s' if len(names) != 1 else ''} ({', '.join(names)}), re-implemented and trained by us, "
+        "score every face MTCNN finds. You see each detector's calibrated verdict, the ensemble's evidence level (from "
+        "likely real to likely fake) with how often that level was right on faces from sources we never trained on, "
+        "what the file itself declares about its origin, the face's Fourier spectrum against real faces and where "
+        "super-resolution fails to re-create it. "
+        "**A verdict is evidence, not proof.** Nothing you upload is kept."
+    )
+
 
 TABLE_HEADERS = ["detector", "P(fake)", "verdict", "fake at or above", "real below"]  # between the two: uncertain
 PROBE_HEADERS = ["change", "detector", "P(fake) before", "after", "verdict before", "after", "flipped"]
@@ -169,7 +186,8 @@ class FaceView:
 
 
 def _resynthesis():
-    return next((d for d in analyzer().detectors if d.config.architecture == "resynthesis"), None)
+    """The detector whose model re-creates faces (the error map's source), if one is loaded."""
+    return next((d for d in analyzer().detectors if hasattr(getattr(d, "model", None), "error_heatmap")), None)
 
 
 def _face_views(report: ImageReport, prefix: str = "") -> list[FaceView]:
@@ -239,14 +257,6 @@ def _picture(path: str | None) -> Picture:
         picture = Picture(path, DEFAULT_LIMITS)
         picture.decoded(picture.reduction_for(analyzer().cropper.max_detect_side))  # a corrupt file says so here
         return picture
-    except InputError as error:
-        raise gr.Error(str(error)) from None
-
-
-def _load(path: str | None) -> np.ndarray:
-    picture = _picture(path)
-    try:
-        return picture.decoded(1)[0]
     except InputError as error:
         raise gr.Error(str(error)) from None
 
@@ -418,8 +428,11 @@ def select_face(face_views: list[FaceView] | None, index: int | None, with_cam: 
 @event_handler
 def robustness_probe(path: str | None, whole_image_if_no_face: bool = False):
     """(summary, table): the picture re-scored after JPEG 75 and a 0.5x resize; the table shows once there is one."""
-    image = _load(path)
-    rows = probe(analyzer(), image, whole_image_if_no_face)
+    picture = _picture(path)  # decoded as Analyse decodes it: the probe's "before" is Analyse's result
+    try:
+        rows = probe(analyzer(), picture, whole_image_if_no_face)
+    except InputError as error:  # a file that breaks past its first decoded part
+        raise gr.Error(str(error)) from None
     if not rows:
         return views.notice_html("Nothing to probe", "No detector is loaded."), gr.update(value=[], visible=False)
     if all(r.original is None for r in rows):

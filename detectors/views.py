@@ -1,4 +1,5 @@
-"""Plotly figures, overlay images and small HTML blocks built from arrays and results. No model code here."""
+"""Plotly figures, overlay images and small HTML blocks built from arrays and results. No model code here (the
+detectors' colours come from their specs)."""
 from __future__ import annotations
 
 from html import escape
@@ -6,6 +7,7 @@ from html import escape
 import numpy as np
 import plotly.graph_objects as go
 
+from . import models
 from .spectrum import ReferenceBand, radial_profile
 
 _LAYOUT = dict(margin=dict(l=40, r=10, t=40, b=40), height=320, template="plotly_white")
@@ -97,7 +99,15 @@ def cam_figure(crop: np.ndarray, cam: np.ndarray, title: str) -> go.Figure:
     return overlay_figure(crop, cam, title, "Grad-CAM", colorscale="Jet", zmax=1.0, opacity=0.45)
 
 
-SCORER_COLOURS = {"specxnet": "#1f77b4", "sficonv": "#ff7f0e", "resynthesis": "#2ca02c", "mdcsd": "#9467bd", "ensemble": "#d62728"}
+ENSEMBLE_COLOUR = "#d62728"
+
+
+def scorer_colour(name: str) -> str | None:
+    """A detector's colour from its spec, the ensemble's red; None (Plotly picks) for an unknown name."""
+    if name == "ensemble":
+        return ENSEMBLE_COLOUR
+    spec = models.spec(name)
+    return spec.colour if spec is not None else None
 
 
 def timeline_figure(timestamps: list[float], series: dict[str, list[float | None]], names: dict[str, str],
@@ -112,7 +122,7 @@ def timeline_figure(timestamps: list[float], series: dict[str, list[float | None
                 y=[np.nan if v is None else v for v in values],
                 mode="lines+markers",
                 name=names.get(key, key),
-                line=dict(color=SCORER_COLOURS.get(key), width=4 if ensemble else 1.5, dash=None if ensemble else "dot"),
+                line=dict(color=scorer_colour(key), width=4 if ensemble else 1.5, dash=None if ensemble else "dot"),
                 hovertemplate="t=%{x:.2f}s<br>P(fake) %{y:.3f}<extra>" + names.get(key, key) + "</extra>",
             )
         )

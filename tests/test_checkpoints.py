@@ -128,3 +128,20 @@ def test_registry_falls_back_to_shipped_and_reports_unavailable(tmp_path, model,
 def test_sources_variable_is_validated():
     with pytest.raises(ValueError, match="expected name=source"):
         registry.configured_sources({registry.SOURCES_VARIABLE: "nonsense"})
+
+
+def test_one_thresholds_type_reads_and_writes_the_shipped_files_unchanged():
+    """checkpoints.Thresholds and calibration.Calibration are one type; the shipped config.json files are written
+    back byte for byte, and the ensemble rule's thresholds (with their method) key for key."""
+    from detectors.calibration import Calibration, EnsembleRule
+
+    assert Calibration is Thresholds
+    for name in registry.DETECTORS:
+        text = (registry.ASSETS / name / checkpoints.CONFIG_FILE).read_text()
+        config = CheckpointConfig.from_json(json.loads(text))
+        assert type(config.thresholds) is Thresholds and config.thresholds.method == ""
+        assert json.dumps(config.to_json(), indent=2) + "\n" == text, name
+    shipped = json.loads((registry.ASSETS / registry.ENSEMBLE_FILE).read_text())
+    rule = EnsembleRule.from_dict(shipped)
+    assert rule.calibration.method and rule.to_dict()["calibration"] == shipped["calibration"]
+    assert Thresholds(0.6, 0.3, 0.8).verdict(0.5) == "uncertain" and Thresholds(0.6, 0.3, 0.8).verdict(0.85) == "fake"

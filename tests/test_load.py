@@ -2,7 +2,8 @@
 
 All must succeed (queued, not failed); with a small queue the excess is refused with a clear message; the
 server's peak memory stays bounded; after all of it the app has written nothing outside its temp folder.
-The figures are written to ``test-output/load.json`` for the record.
+Analyses with and without Grad-CAM, robustness probes and a video analysis sent together all succeed too (Grad-CAM
+runs on the models every request shares). The figures are written to ``test-output/load.json`` for the record.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 from PIL import Image
 
 from detectors.registry import DETECTORS
-from tests.fixtures import ROOT
+from tests.fixtures import ROOT, write_video
 
 pytestmark = pytest.mark.slow
 REQUESTS = 20
@@ -33,7 +34,13 @@ def face_jpg(tmp_path_factory, astronaut):
 
 
 def _fire(url: str, path: Path, count: int, retries: list[str] | None = None) -> list[tuple[float, object]]:
-    """``count`` /detect_image requests at once, one client each; (seconds, report or exception) per request.
+    """``count`` /detect_image requests at once (see :func:`_fire_calls`)."""
+    return _fire_calls(url, [("/detect_image", (path, False, False))] * count, retries)
+
+
+def _fire_calls(url: str, calls: list[tuple[str, tuple]], retries: list[str] | None = None) -> list[tuple[float, object]]:
+    """Every ``(api_name, arguments)`` call at once, one client each (a ``Path`` argument is uploaded); (seconds,
+    last output or exception) per call, in order.
 
     Every client connects first (fetching the app's config takes a while on a busy machine), then all send
     together: "at once" is a state the test waits for, not a hope about thread timing. Each transport error
@@ -42,16 +49,19 @@ def _fire(url: str, path: Path, count: int, retries: list[str] | None = None) ->
     import httpx
     from gradio_client import Client, handle_file
 
+    count = len(calls)
     with ThreadPoolExecutor(count) as pool:
         clients = list(pool.map(lambda _: Client(url, verbose=False), range(count)))
     ready = threading.Barrier(count)
 
-    def one(client):
+    def one(client, call):
+        api_name, arguments = call
+        arguments = [handle_file(str(a)) if isinstance(a, Path) else a for a in arguments]
         ready.wait(timeout=120)
         started = time.monotonic()
         for attempt in range(2):
             try:
-                outcome = client.predict(handle_file(str(path)), False, False, api_name="/detect_image")[-1]
+                outcome = client.predict(*arguments, api_name=api_name)[-1]
                 break
             except httpx.RemoteProtocolError as error:
                 # Known Gradio race, not ours: identical outputs share one content-hashed cache file, and a
@@ -66,7 +76,7 @@ def _fire(url: str, path: Path, count: int, retries: list[str] | None = None) ->
         return time.monotonic() - started, outcome
 
     with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(one, clients))
+        return list(pool.map(one, clients, calls))
 
 
 def _untracked() -> set[str]:
@@ -129,3 +139,20 @@ def test_bad_uploads_do_not_stop_the_server(app_server, tmp_path, face_jpg):
         with pytest.raises(Exception, match="empty|neither a supported image nor a video|truncated or corrupt"):
             client.predict(handle_file(str(tmp_path / name)), False, False, api_name="/detect_image")
     assert client.predict(handle_file(str(face_jpg)), False, False, api_name="/detect_image")[-1]["faces"]["count"] == 1
+
+
+def test_grad_cam_probes_and_analyses_together_are_all_served(app_server, face_jpg, tmp_path, astronaut):
+    """Grad-CAM runs a backward pass through the models every request shares, beside other requests' scoring."""
+    clip = write_video(tmp_path / "clip.mp4", frames=8, size=(256, 256), codec="libx264", picture=astronaut)
+    calls = ([("/detect_image", (face_jpg, False, True))] * 4 + [("/detect_image", (face_jpg, False, False))] * 4
+             + [("/robustness_probe", (face_jpg, False))] * 4 + [("/detect_video", (clip, 4, "mean", True))] * 2)
+    results = _fire_calls(app_server.url, calls)
+    failures = [(call[0], outcome) for call, (_, outcome) in zip(calls, results) if isinstance(outcome, Exception)]
+    assert failures == [], failures[:3]
+    reports = [outcome for call, (_, outcome) in zip(calls, results) if call[0] == "/detect_image"]
+    assert len({json.dumps(r["scores"], sort_keys=True) for r in reports}) == 1  # Grad-CAM beside them changes no score
+    probes = [outcome for call, (_, outcome) in zip(calls, results) if call[0] == "/robustness_probe"]
+    tables = [probe.get("value", probe)["data"] for probe in probes]  # the probe's table comes as a component update
+    assert all(table == tables[0] and len(table) > 0 for table in tables), probes[0]
+    videos = [outcome for call, (_, outcome) in zip(calls, results) if call[0] == "/detect_video"]
+    assert all(v["kind"] == "video" and len(v["frames"]) == 4 for v in videos)

@@ -41,7 +41,7 @@ class ModelConfig:
 
 
 class Detector(nn.Module):
-    """Base of the four architectures: holds the config and the hooks the trainer calls."""
+    """Base of every detector architecture: holds the config and the hooks the trainer calls."""
 
     config: ModelConfig
 
@@ -49,15 +49,82 @@ class Detector(nn.Module):
         """Called by the trainer after every optimiser step; models with constrained weights override it."""
 
 
+@dataclass(frozen=True)
+class DetectorSpec:
+    """Everything the project knows about one detector apart from its weights, written once beside its model.
+
+    The registry (loading), the command line (choices), the views (colours), Grad-CAM (layer) and the pages
+    (names, counts) read it; nothing else names a detector. ``variants`` give each variant's input size,
+    normalisation and constructor arguments (:class:`ModelConfig`).
+    """
+
+    name: str  # the registered name: checkpoint folder, config.json "architecture", CLI choice, record key
+    display_name: str
+    colour: str  # its line in the video timeline
+    variants: dict[str, ModelConfig]
+    model: type[Detector] | None = None  # the class ``build`` instantiates; or give ``create``
+    cam_layer: str | None = None  # dotted path of the last feature map with a spatial layout; None: no Grad-CAM
+    # Inference speed-ups that are only safe for some architectures (see detectors.registry for what they do):
+    half_precision_safe: bool = False  # float16 on a GPU keeps its scores
+    fast_path: bool = False  # TorchScript trace + freeze on the CPU gains enough to be worth its cache
+    channels_last_input: bool = False  # channels-last input is faster on the CPU
+    create: Callable[[ModelConfig, dict[str, Any]], Detector] | None = None  # a custom constructor (e.g. pretrained weights)
+
+    def build(self, variant: str, overrides: dict[str, Any]) -> Detector:
+        if self.create is not None:
+            return self.create(self.variants[variant], overrides)
+        return build(self.model, self.variants[variant], overrides)
+
+
 _REGISTRY: dict[tuple[str, str], Callable[..., Detector]] = {}
+_SPECS: dict[str, DetectorSpec] = {}  # in registration order: the order pages and records list detectors in
 
 
 def register_model(name: str, variant: str) -> Callable:
+    """Register one constructor (a model without a :class:`DetectorSpec` can be created and trained, but the
+    app, the CLI and the registry only know detectors registered with :func:`register`)."""
+
     def wrap(fn: Callable[..., Detector]) -> Callable[..., Detector]:
         _REGISTRY[(name, variant)] = fn
         return fn
 
     return wrap
+
+
+def register(spec: DetectorSpec) -> DetectorSpec:
+    """Make a detector known everywhere: its variants become constructors of :func:`create`."""
+    if (spec.model is None) == (spec.create is None):
+        raise ValueError(f"{spec.name}: a DetectorSpec needs exactly one of model and create")
+    for variant, config in spec.variants.items():
+        if (config.name, config.variant) != (spec.name, variant):
+            raise ValueError(f"{spec.name}/{variant}: its ModelConfig says {config.name}/{config.variant}")
+        _REGISTRY[(spec.name, variant)] = _constructor(spec, variant)
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def _constructor(spec: DetectorSpec, variant: str) -> Callable[..., Detector]:
+    def construct(**overrides: Any) -> Detector:
+        return spec.build(variant, overrides)
+
+    return construct
+
+
+def unregister(name: str) -> None:
+    """Forget a detector (for tests that register a stand-in)."""
+    _SPECS.pop(name, None)
+    for key in [key for key in _REGISTRY if key[0] == name]:
+        del _REGISTRY[key]
+
+
+def specs() -> list[DetectorSpec]:
+    """Every registered detector's spec, in registration order."""
+    return list(_SPECS.values())
+
+
+def spec(name: str) -> DetectorSpec | None:
+    """The spec of detector ``name``, or None for a name registered without one."""
+    return _SPECS.get(name)
 
 
 def build(cls: type[Detector], default: ModelConfig, overrides: dict[str, Any]) -> Detector:
@@ -82,7 +149,7 @@ def variants(name: str) -> list[str]:
 
 
 def create(name: str, variant: str = "small", **overrides: Any) -> Detector:
-    """Build detector ``name`` (``specxnet``, ``sficonv``, ``resynthesis``, ``mdcsd``) in ``variant``."""
+    """Build detector ``name`` (any registered name: :func:`names`) in ``variant``."""
     try:
         constructor = _REGISTRY[(name, variant)]
     except KeyError:

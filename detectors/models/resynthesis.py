@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._base import UNIT_MEAN, UNIT_STD, Detector, ModelConfig, build, register_model
+from ._base import UNIT_MEAN, UNIT_STD, Detector, DetectorSpec, ModelConfig
 
 SCALE = 4
 
@@ -273,11 +273,14 @@ SMALL_CONFIG = ModelConfig(
 )
 
 
-@register_model("resynthesis", "paper")
-def resynthesis_paper(**overrides) -> ResynthesisDetector:
-    return build(ResynthesisDetector, PAPER_CONFIG, overrides)
-
-
-@register_model("resynthesis", "small")
-def resynthesis_small(**overrides) -> ResynthesisDetector:
-    return build(ResynthesisDetector, SMALL_CONFIG, overrides)
+# Plain convolutions: float16 keeps the scores; channels-last input beats a trace (11.5 vs 14 ms).
+SPEC = DetectorSpec(
+    name="resynthesis",
+    display_name="Re-synthesis",
+    colour="#2ca02c",
+    variants={"small": SMALL_CONFIG, "paper": PAPER_CONFIG},
+    model=ResynthesisDetector,
+    cam_layer="classifier.layer4",  # the last feature map with a spatial layout
+    half_precision_safe=True,
+    channels_last_input=True,
+)

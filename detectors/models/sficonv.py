@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._base import IMAGENET_MEAN, IMAGENET_STD, Detector, ModelConfig, build, register_model
+from ._base import IMAGENET_MEAN, IMAGENET_STD, Detector, DetectorSpec, ModelConfig
 
 Streams = tuple[torch.Tensor, torch.Tensor]
 
@@ -329,11 +329,13 @@ SMALL_CONFIG = ModelConfig(
 )
 
 
-@register_model("sficonv", "paper")
-def sficonv_paper(**overrides) -> SFIConvResNet:
-    return build(SFIConvResNet, PAPER_CONFIG, overrides)
-
-
-@register_model("sficonv", "small")
-def sficonv_small(**overrides) -> SFIConvResNet:
-    return build(SFIConvResNet, SMALL_CONFIG, overrides)
+# Plain convolutions: float16 keeps the scores; eager is as fast as a trace (8.8 vs 7.5 ms).
+SPEC = DetectorSpec(
+    name="sficonv",
+    display_name="SFIConv",
+    colour="#ff7f0e",
+    variants={"small": SMALL_CONFIG, "paper": PAPER_CONFIG},
+    model=SFIConvResNet,
+    cam_layer="layer4",  # the last feature map with a spatial layout
+    half_precision_safe=True,
+)

@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._base import IMAGENET_MEAN, IMAGENET_STD, Detector, ModelConfig, build, register_model
+from ._base import IMAGENET_MEAN, IMAGENET_STD, Detector, DetectorSpec, ModelConfig
 
 DualTensor = tuple[Tensor, Tensor]
 
@@ -429,11 +429,13 @@ SMALL_CONFIG = ModelConfig(
 )
 
 
-@register_model("specxnet", "paper")
-def specxnet_paper(**overrides) -> SpecXNet:
-    return build(SpecXNet, PAPER_CONFIG, overrides)
-
-
-@register_model("specxnet", "small")
-def specxnet_small(**overrides) -> SpecXNet:
-    return build(SpecXNet, SMALL_CONFIG, overrides)
+# FFTs lose too much in float16; its many small Fourier operations gain most from a frozen trace.
+SPEC = DetectorSpec(
+    name="specxnet",
+    display_name="SpecXNet",
+    colour="#1f77b4",
+    variants={"small": SMALL_CONFIG, "paper": PAPER_CONFIG},
+    model=SpecXNet,
+    cam_layer="bn4",  # the last feature map with a spatial layout
+    fast_path=True,
+)
