@@ -72,6 +72,9 @@ class Recipe:
     # The shortcut gate: a checkpoint whose worst real-vs-real validation AUC exceeds this is never preferred to
     # one that passes (None: not applied).
     shortcut_gate: float | None = None
+    # Keep batch norm in inference mode while training (its ImageNet statistics, affine weights still learnt):
+    # the penalty then acts on the very logits inference gives, not on batch-statistics ones.
+    frozen_norm: bool = False
 
 
 # Sized for <= 90 minutes per small detector on the project's 2-core development machine, measured with two runs
@@ -342,6 +345,10 @@ class Trainer:
         began = time.monotonic()
         for step in progress:
             model.train()
+            if self.recipe.frozen_norm:
+                for layer in module.modules():
+                    if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+                        layer.eval()
             for group in optimizer.param_groups:
                 group["lr"] = group.get("base_lr", lr) * lr_factor(step, steps, self.recipe.warmup_steps)
             pixels, labels, *sources = next(loader)
