@@ -213,9 +213,6 @@ LEVEL_VERDICTS = {"likely fake": "fake", "leaning fake": "uncertain", "uncertain
                   "leaning real": "uncertain", "likely real": "real"}  # the three-way verdict kept beside the level
 # Where a rule has no levels (an ensemble fitted before them, or the majority vote): the verdict's own level.
 VERDICT_LEVELS = {"fake": "likely fake", "real": "likely real", "uncertain": "uncertain"}
-# How the page names each held-out set (``training.heldout``) when it says what a level meant on it.
-SET_TITLES = {"gan": "StyleGAN", "faceswap": "DFDC swaps", "diffusion": "diffusion", "unseen diffusion": "unseen diffusion",
-              "unseen gan": "unseen StyleGAN2 (web)", "self-blended": "self-blended"}
 LEAN_PRECISION = 0.75  # a lean must have been right at least this often on validation, at even odds
 CORROBORATION = 2  # detectors whose own verdict must be "fake" for "likely fake" (its effect measured: README)
 

@@ -13,28 +13,10 @@ from typing import Iterable, Sequence
 from tqdm import tqdm
 
 from . import provenance
-from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from .media import expand_inputs  # noqa: F401 (also part of this module's interface)
 
 EXIT_OK, EXIT_UNREADABLE_INPUT, EXIT_MISSING_EXTRA = 0, 2, 3
 _PROGRESS_FROM = 4  # inputs; fewer finish before a bar would tell anything
-
-
-def expand_inputs(paths: Iterable[str]) -> list[Path]:
-    """Files as given; folders recursively (sorted), keeping files whose suffix says image or video."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(
-                    Path(root) / name
-                    for name in sorted(files)
-                    if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
-                )
-        else:
-            found.append(path)
-    return found
 
 
 def _csv_rows(records: Sequence[dict]) -> str:
@@ -147,8 +129,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def cmd_reference_band(args: argparse.Namespace) -> int:
     from .faces import FaceCropper
-    from .spectrum import (BAND_SOURCES, REFERENCE_PATH, ReferenceBands, above_the_band, band_files, face_side,
-                           log_spectrum, radial_profile, real_faces)
+    from .spectrum import (BAND_SOURCES, REFERENCE_PATH, ReferenceBands, above_the_band, face_side, log_spectrum,
+                           radial_profile, real_faces)
+    from .training.reference_band import band_files
 
     sources = args.sources or list(BAND_SOURCES)
     try:

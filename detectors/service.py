@@ -17,8 +17,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from . import explain, models, provenance, registry, views
-from .calibration import SET_TITLES
+from . import about, explain, models, provenance, registry, views
 from .media import DEFAULT_LIMITS, InputError, Picture, browser_playable, browser_preview, detect_kind, probe_video, sample_frames
 from .pipeline import AGGREGATION_RULES, Analyzer, FaceResult, ImageReport, detector_workers
 from .robustness import probe
@@ -289,7 +288,7 @@ def _headline(top: FaceResult | None) -> dict | None:
         return None
     agree, total = agreement(top)
     return {"verdict": top.verdict, "level": top.level, "probability": top.ensemble, "agree": agree, "total": total,
-            "meanings": level_meanings(), "set_names": SET_TITLES}
+            "meanings": level_meanings(), "set_names": views.SET_TITLES}
 
 
 def _cards(faces: list[FaceResult], face_views: list[FaceView]) -> list[dict]:
@@ -453,9 +452,7 @@ def robustness_probe(path: str | None, whole_image_if_no_face: bool = False):
 
 def about_markdown() -> str:
     """The 'About the detectors' panel, from each loaded checkpoint's model card and config."""
-    from .training.model_card import about_entry
-
-    parts = [about_entry(d) for d in analyzer().detectors]
+    parts = [about.about_entry(d) for d in analyzer().detectors]
     if not parts:
         return "No detector is loaded."
     return "\n\n".join(parts)
