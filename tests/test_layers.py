@@ -186,7 +186,7 @@ def test_the_checks_see_a_wrong_way_import_and_a_cycle():
 
 def test_importing_the_package_or_a_light_core_module_does_not_load_torch():
     """``import detectors`` stays light; torchvision still works after it (see ``detectors/__init__.py``)."""
-    code = ("import sys, detectors, detectors.calibration, detectors.media; "
+    code = ("import sys, detectors, detectors.calibration, detectors.media, detectors.records; "
             "assert 'torch' not in sys.modules, 'torch loaded'; "
             "import torch; from torchvision.ops import nms; "
             "print(nms(torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11.0]]), torch.tensor([0.9, 0.8]), 0.5).tolist())")
