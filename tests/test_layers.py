@@ -128,9 +128,14 @@ def layer_of(name: str) -> str:
     return layer(name)
 
 
-def test_every_module_belongs_to_a_layer():
+def test_every_module_belongs_to_a_layer_and_the_readme_map_names_it():
+    readme = (ROOT / "README.md").read_text()
+    code_map = readme[readme.index("## Map of the code"):]
+    code_map = code_map[: code_map.index("\n## ", 1)]
     for name in source_files():
         layer(name)
+        if name.count(".") == 1 and not name.startswith("detectors.models") and not name.startswith("detectors.training"):
+            assert f"`{name.split('.')[-1]}`" in code_map, f"the README's map of the code does not name {name}"
 
 
 @pytest.mark.parametrize("name", sorted(source_files()))
