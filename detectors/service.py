@@ -452,7 +452,7 @@ def robustness_probe(path: str | None, whole_image_if_no_face: bool = False):
 
 
 def about_markdown() -> str:
-    """The 'About the detectors' panel, from each loaded checkpoint's model card and config."""
+    """The 'About the detectors' panel, from each loaded detector's spec and its checkpoint's config (``about``)."""
     parts = [about.about_entry(d) for d in analyzer().detectors]
     if not parts:
         return "No detector is loaded."
