@@ -118,10 +118,6 @@ RECORD_FIELDS: tuple[Field, ...] = (
           "at that level, every held-out set alike at even odds of real and fake), `by_set` (the same per held-out "
           "set: `gan`, `faceswap`, `diffusion`, `unseen diffusion`, `unseen gan`, `self-blended`), `faces` "
           "(validation faces at that level)", arrow=_level_meaning_type, json_type=dict | None),
-    Field("aggregation", "the rule that made the frames one score: `mean` or `confident`", carried="video",
-          arrow=lambda: _arrow().string(), json_type=str),
-    Field("frames", "per sampled frame, one entry (below)", carried="video",
-          arrow=lambda: _arrow().list_(_struct(FRAME_FIELDS)), json_type=list),
     Field("provenance", "what the file declares about its origin, read even when its pixels cannot be: `found`; "
           "`kind` (where the leading statement comes from: `c2pa`, `xmp`, `iptc`, `png-text`, `exif`, or `null`); "
           "`declares` (`generated`, `composite`, `enhanced`, `captured`, `other` or `null`, from the whole manifest "
@@ -139,6 +135,10 @@ RECORD_FIELDS: tuple[Field, ...] = (
           "credit lines and the one that declares AI (`ai_credit`), generator text previews); `notes` (what could "
           "not be read, in words). Never part of `scores` or `ensemble`. Parquet: JSON text",
           json_type=dict | None),
+    Field("aggregation", "the rule that made the frames one score: `mean` or `confident`", carried="video",
+          arrow=lambda: _arrow().string(), json_type=str),
+    Field("frames", "per sampled frame, one entry (below)", carried="video",
+          arrow=lambda: _arrow().list_(_struct(FRAME_FIELDS)), json_type=list),
 )
 
 ScanRecord = TypedDict("ScanRecord", {f.name: f.json_type for f in RECORD_FIELDS}, total=False)
@@ -249,7 +249,10 @@ def csv_text(records: Sequence[ScanRecord]) -> str:
 
 
 def _parquet_fields() -> list[Field]:
-    return [f for f in RECORD_FIELDS if f.carried != "api"]
+    """The fields in Parquet's column order: typed ones in declared order, then those kept as JSON text (so a new
+    untyped field lands at the end, as ``provenance`` always has)."""
+    fields = [f for f in RECORD_FIELDS if f.carried != "api"]
+    return [f for f in fields if f.arrow is not None] + [f for f in fields if f.arrow is None]
 
 
 def parquet_schema():
