@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
+from .records import ScanRecord, to_json
+
 INSTALL_HINT = "--engine ray needs Ray Data: pip install -r requirements-ray.txt"
-PARQUET_HINT = "Parquet output needs pyarrow: pip install -r requirements-ray.txt"
 BATCH_FILES = 4  # files per batch: small enough that a retried batch costs little, big enough to amortise calls
 
 
@@ -50,7 +50,7 @@ class ScanWorker:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # Paths travel as bytes (os.fsencode): a file name that is not valid UTF-8 survives the trip.
         paths = [os.fsdecode(bytes(path)) for path in batch["path"]]
-        records = [json.dumps(record, ensure_ascii=False) for record in self.analyzer.scan_many(paths, self.frames, self.rule)]
+        records = [to_json(record) for record in self.analyzer.scan_many(paths, self.frames, self.rule)]
         return {"index": batch["index"], "record": np.array(records, dtype=object)}
 
 
@@ -65,7 +65,7 @@ def ray_module():
 
 
 def scan(paths: Sequence[str | os.PathLike], frames: int = 16, rule: str = "mean", workers: int = 2,
-         address: str | None = None, device: str = "cpu") -> Iterator[dict]:
+         address: str | None = None, device: str = "cpu") -> Iterator[ScanRecord]:
     """The scan record of every path, in order, computed by ``workers`` Ray workers."""
     ray = ray_module()
     if not ray.is_initialized():
@@ -88,82 +88,3 @@ def scan(paths: Sequence[str | os.PathLike], frames: int = 16, rule: str = "mean
     )
     for row in dataset.iter_rows():
         yield json.loads(row["record"])
-
-
-def parquet_schema():
-    import pyarrow as pa
-
-    scores = pa.map_(pa.string(), pa.float64())
-    box = pa.struct([("box", pa.list_(pa.float64())), ("confidence", pa.float64()), ("landmarks", pa.list_(pa.list_(pa.float64()))),
-                     ("scores", scores), ("ensemble", pa.float64()), ("verdict", pa.string()), ("level", pa.string())])
-    frame = pa.struct([("index", pa.int32()), ("timestamp", pa.float64()), ("faces", pa.int32()), ("boxes", pa.list_(box)),
-                       ("scores", scores), ("ensemble", pa.float64()), ("verdict", pa.string()), ("level", pa.string())])
-    meaning = pa.struct([("fake_share", pa.float64()), ("by_set", scores), ("faces", pa.int64())])
-    return pa.schema([("path", pa.string()), ("kind", pa.string()), ("error", pa.string()), ("faces", pa.int32()),
-                      ("boxes", pa.list_(box)), ("scores", scores), ("ensemble", pa.float64()), ("verdict", pa.string()),
-                      ("level", pa.string()), ("level_meaning", meaning), ("aggregation", pa.string()), ("frames", pa.list_(frame)),
-                      ("provenance", pa.string())])
-
-
-def _row(record: dict) -> dict:
-    """A scan record as a Parquet row: ``faces`` becomes the count, ``boxes`` and ``frames`` nested columns."""
-    def pairs(scores: dict) -> list:
-        return list(scores.items())
-
-    def boxes(items: list) -> list:
-        return [{**box, "scores": pairs(box.get("scores", {}))} for box in items]
-
-    return {
-        "path": record["path"], "kind": record["kind"], "error": record["error"], "faces": record["faces"]["count"],
-        "boxes": boxes(record["faces"]["boxes"]), "scores": pairs(record["scores"]), "ensemble": record["ensemble"],
-        "verdict": record["verdict"], "level": record.get("level"),
-        "level_meaning": ({**record["level_meaning"], "by_set": pairs(record["level_meaning"].get("by_set", {}))}
-                          if record.get("level_meaning") else None),
-        "aggregation": record.get("aggregation"),
-        "frames": [{**frame, "boxes": boxes(frame["boxes"]), "scores": pairs(frame["scores"])} for frame in record.get("frames", [])],
-        "provenance": json.dumps(record.get("provenance"), ensure_ascii=False),  # nested and open-ended: kept as JSON text
-    }
-
-
-class ParquetOut:
-    """Records written as Parquet rows, a row group every ``rows`` records (memory stays bounded)."""
-
-    def __init__(self, path: str | os.PathLike, rows: int = 1024) -> None:
-        import pyarrow.parquet as pq
-
-        self.schema = parquet_schema()
-        self.writer = pq.ParquetWriter(str(path), self.schema)
-        self.pending: list[dict] = []
-        self.rows = rows
-
-    def write(self, record: dict) -> None:
-        self.pending.append(_row(record))
-        if len(self.pending) >= self.rows:
-            self.flush()
-
-    def flush(self) -> None:
-        import pyarrow as pa
-
-        if self.pending:
-            self.writer.write_table(pa.Table.from_pylist(self.pending, schema=self.schema))
-            self.pending = []
-
-    def close(self) -> None:
-        self.flush()
-        self.writer.close()
-
-
-def read_parquet(path: str | os.PathLike) -> list[dict]:
-    """The rows of a scan's Parquet file as plain dicts (maps as dicts), for tests and quick looks."""
-    import pyarrow.parquet as pq
-
-    def plain(value, key: str = ""):
-        if key in ("scores", "by_set"):  # a map column arrives as (key, value) tuples
-            return {k: v for k, v in value}
-        if isinstance(value, list):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v, k) for k, v in value.items()}
-        return value
-
-    return [plain(row) for row in pq.read_table(str(path)).to_pylist()]

@@ -10,7 +10,6 @@ a generated 10 s clip (decode and seek included). :func:`peak_rss_mb` is the pro
 """
 from __future__ import annotations
 
-import platform
 import resource
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from . import models
+from .machine import cpu_name, machine_description  # noqa: F401 (cpu_name: part of bench's interface)
 
 
 @dataclass
@@ -462,24 +462,6 @@ def startup_timings(folder: Path, runs: int = 3) -> list[Timing]:
         app.wait(timeout=30)
     timings.append(Timing("cold start: python app.py to its first answer (warm cache)", app_seconds, app_seconds, 1))
     return timings
-
-
-def cpu_name() -> str:
-    """The processor's model name (``platform.processor()`` is empty on most Linux systems)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    threads = torch.get_num_threads()
-    return f"{platform.machine()} {cpu_name()}, {threads} torch thread{'s' if threads > 1 else ''}, torch {torch.__version__}"
 
 
 def report(reference: Timing, timings: list[Timing], device: torch.device, **extra) -> dict:

@@ -123,7 +123,7 @@ MAX_FALSE_ALARMS = 0.05  # share of any real source's validation faces that may 
 MAX_MISSED = 0.10  # share of any fake family's validation faces that may be called real
 MIN_SOURCE_SIZE = 20  # smaller groups are too few to estimate a 5 % share from
 # A member's verdict (pooled rule): a source may exceed the pooled share up to this factor, no further (1.5:
-# measured against 2.0 and the worst-source rule on the test splits, see the README's "Choosing thresholds").
+# measured against 2.0 and the worst-source rule on the test splits, see docs/calibration.md).
 SOURCE_SLACK = 1.5
 
 
@@ -213,11 +213,8 @@ LEVEL_VERDICTS = {"likely fake": "fake", "leaning fake": "uncertain", "uncertain
                   "leaning real": "uncertain", "likely real": "real"}  # the three-way verdict kept beside the level
 # Where a rule has no levels (an ensemble fitted before them, or the majority vote): the verdict's own level.
 VERDICT_LEVELS = {"fake": "likely fake", "real": "likely real", "uncertain": "uncertain"}
-# How the page names each held-out set (``training.heldout``) when it says what a level meant on it.
-SET_TITLES = {"gan": "StyleGAN", "faceswap": "DFDC swaps", "diffusion": "diffusion", "unseen diffusion": "unseen diffusion",
-              "unseen gan": "unseen StyleGAN2 (web)", "self-blended": "self-blended"}
 LEAN_PRECISION = 0.75  # a lean must have been right at least this often on validation, at even odds
-CORROBORATION = 2  # detectors whose own verdict must be "fake" for "likely fake" (its effect measured: README)
+CORROBORATION = 2  # detectors whose own verdict must be "fake" for "likely fake" (its effect measured: docs/calibration.md)
 
 
 def level_verdict(level: str | None) -> str | None:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import sys
@@ -12,68 +10,14 @@ from typing import Iterable, Sequence
 
 from tqdm import tqdm
 
-from . import provenance
-from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from . import provenance, records
+from .media import expand_inputs  # noqa: F401 (also part of this module's interface)
 
 EXIT_OK, EXIT_UNREADABLE_INPUT, EXIT_MISSING_EXTRA = 0, 2, 3
 _PROGRESS_FROM = 4  # inputs; fewer finish before a bar would tell anything
 
 
-def expand_inputs(paths: Iterable[str]) -> list[Path]:
-    """Files as given; folders recursively (sorted), keeping files whose suffix says image or video."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(
-                    Path(root) / name
-                    for name in sorted(files)
-                    if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
-                )
-        else:
-            found.append(path)
-    return found
-
-
-def _csv_rows(records: Sequence[dict]) -> str:
-    detector_names = sorted({name for record in records for name in record["scores"]})
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["path", "kind", "error", "faces", "verdict", "level", "level_fake_share", "ensemble",
-                     *(f"score_{n}" for n in detector_names), "boxes", "frames", *PROVENANCE_COLUMNS])
-    for r in records:
-        writer.writerow(
-            [
-                r["path"],
-                r["kind"] or "",
-                r["error"] or "",
-                r["faces"]["count"],
-                r["verdict"] or "",
-                r.get("level") or "",
-                "" if (r.get("level_meaning") or {}).get("fake_share") is None else f"{r['level_meaning']['fake_share']:.4f}",
-                "" if r["ensemble"] is None else f"{r['ensemble']:.4f}",
-                *("" if r["scores"].get(n) is None else f"{r['scores'][n]:.4f}" for n in detector_names),
-                json.dumps(r["faces"]["boxes"]),
-                json.dumps(r.get("frames", [])),
-                *_provenance_cells(r.get("provenance")),
-            ]
-        )
-    return buffer.getvalue()
-
-
-PROVENANCE_COLUMNS = ("provenance_kind", "provenance_declares", "provenance_generator", "provenance_signer", "provenance_validation")
-
-
-def _provenance_cells(found: dict | None) -> list[str]:
-    if not found:
-        return [""] * len(PROVENANCE_COLUMNS)
-    signer = (found.get("signer") or {}).get("subject")
-    return [found.get(key) or "" for key in ("kind", "declares", "generator")] + [signer or "", found.get("validation") or ""]
-
-
-def _local_records(inputs: Sequence[Path], args: argparse.Namespace) -> Iterable[dict]:
+def _local_records(inputs: Sequence[Path], args: argparse.Namespace) -> Iterable[records.ScanRecord]:
     import torch
 
     from . import registry
@@ -85,8 +29,8 @@ def _local_records(inputs: Sequence[Path], args: argparse.Namespace) -> Iterable
         print(f"scan: {message}", file=sys.stderr)
     analyzer = Analyzer(loaded.detectors, FaceCropper(device=args.device), ensemble=registry.load_ensemble(loaded.detectors),
                         workers=detector_workers(loaded.detectors))
-    records = analyzer.scan_many(inputs, frames=args.frames, rule=args.rule)
-    yield from tqdm(records, total=len(inputs), desc="scan", unit="file", file=sys.stderr, disable=len(inputs) < _PROGRESS_FROM)
+    scanned = analyzer.scan_many(inputs, frames=args.frames, rule=args.rule)
+    yield from tqdm(scanned, total=len(inputs), desc="scan", unit="file", file=sys.stderr, disable=len(inputs) < _PROGRESS_FROM)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -103,38 +47,36 @@ def cmd_scan(args: argparse.Namespace) -> int:
         except archive.RayMissing as error:
             print(f"scan: {error}", file=sys.stderr)
             return EXIT_MISSING_EXTRA
-        records = archive.scan(inputs, args.frames, args.rule, args.workers, args.address, args.device)
+        scanned = archive.scan(inputs, args.frames, args.rule, args.workers, args.address, args.device)
     else:
-        records = _local_records(inputs, args)
+        scanned = _local_records(inputs, args)
     if form == "parquet":
-        from .archive import PARQUET_HINT, ParquetOut
-
         if not args.output:
             print("scan: Parquet output needs a file: -o records.parquet", file=sys.stderr)
             return EXIT_UNREADABLE_INPUT
         try:
-            out = ParquetOut(args.output)
+            out = records.ParquetOut(args.output)
         except ImportError:
-            print(f"scan: {PARQUET_HINT}", file=sys.stderr)
+            print(f"scan: {records.PARQUET_HINT}", file=sys.stderr)
             return EXIT_MISSING_EXTRA
     else:
         out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
     kept, failed, counts = [], 0, {}
     try:
-        for record in records:
+        for record in scanned:
             failed += record["error"] is not None
             provenance.tally(counts, record.get("provenance"))
             if args.provenance and not provenance.matches(record.get("provenance"), args.provenance):
                 continue
             if form == "jsonl":
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                out.write(records.to_json(record) + "\n")
                 out.flush()
             elif form == "parquet":
                 out.write(record)
             else:
                 kept.append(record)
         if form == "csv":
-            out.write(_csv_rows(kept))
+            out.write(records.csv_text(kept))
     finally:
         if out is not sys.stdout:
             out.close()
@@ -147,8 +89,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def cmd_reference_band(args: argparse.Namespace) -> int:
     from .faces import FaceCropper
-    from .spectrum import (BAND_SOURCES, REFERENCE_PATH, ReferenceBands, above_the_band, band_files, face_side,
-                           log_spectrum, radial_profile, real_faces)
+    from .spectrum import (BAND_SOURCES, REFERENCE_PATH, ReferenceBands, above_the_band, face_side, log_spectrum,
+                           radial_profile, real_faces)
+    from .training.reference_band import band_files
 
     sources = args.sources or list(BAND_SOURCES)
     try:
@@ -392,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--output", "-o", help="write here instead of standard output")
     scan.add_argument("--device", default="cpu", help="torch device for face detection and the detectors")
     scan.add_argument("--engine", choices=("local", "ray"), default="local",
-                      help="local (default): this process; ray: Ray Data workers, on this machine or a cluster (see README)")
+                      help="local (default): this process; ray: Ray Data workers, on this machine or a cluster (see README: Scanning an archive)")
     scan.add_argument("--address", help="with --engine ray: the Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
     scan.add_argument("--workers", type=int, default=2, help="with --engine ray: worker processes, each with its own detectors (default 2)")
     scan.add_argument("--provenance", choices=list(provenance.FILTERS),
@@ -467,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=int, default=0,
                        help="detectors run side by side in this many threads (default: as the app and scan run them)")
     bench.add_argument("--models", action="store_true", help="also time every architecture and variant (random weights)")
-    bench.add_argument("--models-only", action="store_true", help="only the architecture table (what the README's latency table is)")
+    bench.add_argument("--models-only", action="store_true", help="only the architecture table (the latency table of docs/speed.md)")
     bench.add_argument("--training", action="store_true",
                        help="also time one training step per architecture: fp32, channels-last, bf16 autocast (batch 32)")
     bench.add_argument("--training-only", action="store_true", help="only the training-step table (implies --training)")

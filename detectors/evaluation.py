@@ -20,11 +20,10 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from .cli import expand_inputs
 from .calibration import LEVELS, expit, level_verdict
 from .faces import FaceCropper, first_faces
-from .media import InputError
-from .metrics import binary_metrics, roc_curve_points, roc_figure
+from .media import InputError, expand_inputs
+from .metrics import binary_metrics, roc_curve_points
 from .preprocess import CROP_SIZE
 
 
@@ -159,6 +158,9 @@ def summarise(scored: Scored, scorers: Sequence) -> dict:
 
 
 def roc(scored: Scored, title: str):
+    """The ROC curve of every scorer as one Plotly figure (``evaluate --roc``)."""
+    from .views import roc_figure  # plotly only when a figure is asked for
+
     labels = np.array(scored.labels)
     curves = {}
     for name, logits in scored.logits.items():

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-# scikit-learn and plotly are imported where used: the scan and app paths never need them, and together they
-# are a second of every start (see README "Speed").
+# scikit-learn is imported where used: the scan and app paths never need it (see docs/speed.md). The ROC figure
+# is drawn in ``views`` (metrics are numbers; figures belong to the display layer).
 
 NAN = float("nan")
 
@@ -160,24 +160,3 @@ def roc_curve_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray
     from sklearn.metrics import roc_curve
 
     return roc_curve(y, s)
-
-
-def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
-    """One line per named (fpr, tpr) curve, its AUC (trapezoid area) in the legend, plus the chance diagonal."""
-    import plotly.graph_objects as go
-
-    figure = go.Figure()
-    for name, (fpr, tpr) in curves.items():
-        fpr, tpr = np.asarray(fpr, dtype=np.float64), np.asarray(tpr, dtype=np.float64)
-        auc = float(np.trapezoid(tpr, fpr))
-        figure.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{name} (AUC {auc:.3f})"))
-    figure.add_trace(
-        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dash", "color": "gray"})
-    )
-    figure.update_layout(
-        title=title,
-        xaxis={"title": "false-positive rate (reals called fake)", "range": [0, 1], "constrain": "domain"},
-        yaxis={"title": "true-positive rate (fakes caught)", "range": [0, 1], "scaleanchor": "x", "scaleratio": 1},
-        legend={"x": 0.98, "y": 0.02, "xanchor": "right", "yanchor": "bottom"},
-    )
-    return figure

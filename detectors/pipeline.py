@@ -1,7 +1,8 @@
 """From decoded media to a report: faces -> every detector (batched) -> ensemble -> verdicts; video aggregation.
 
-The record this module builds (:meth:`Analyzer.scan`) is what the scan CLI writes and what the app's API
-returns; its shape does not depend on how many detectors are loaded (``scores`` is simply empty with none).
+The record this module fills in (:meth:`Analyzer.scan`; its shape is declared in ``records``) is what the scan CLI
+writes and what the app's API returns; its shape does not depend on how many detectors are loaded (``scores`` is
+simply empty with none).
 Verdicts come from each detector's calibrated thresholds and from the fitted ensemble rule, never from a
 bare 0.5. Every face, picture and clip gets an evidence ``level`` (likely fake, leaning fake, uncertain, leaning
 real, likely real: the ensemble rule's levels, each with its measured meaning, see
@@ -21,7 +22,7 @@ from typing import Iterable, Iterator, Literal, Protocol, Sequence
 
 import numpy as np
 
-from . import provenance
+from . import provenance, records
 from .calibration import VERDICT_LEVELS, clip_level, expit, level_verdict, logit
 from .faces import FaceCrop, FaceCropper, whole_image_crop
 from .media import DEFAULT_LIMITS, InputError, Limits, Picture, VideoFrame, detect_kind, printable, sample_frames
@@ -103,10 +104,11 @@ class FaceResult:
     def suspicion(self) -> float:
         return -1.0 if self.ensemble is None else self.ensemble
 
-    def to_dict(self) -> dict:
-        entry = self.crop.face.to_dict() if self.crop.face is not None else {"box": None, "confidence": None, "landmarks": None}
-        return {**entry, "scores": _rounded(self.scores), "ensemble": _round(self.ensemble), "verdict": self.verdict,
-                "level": self.level}
+    def to_dict(self, **extra) -> dict:
+        """This face's entry in a record's ``faces.boxes`` (``extra``: fields the app adds, see ``records.FACE_FIELDS``)."""
+        found = self.crop.face.to_dict() if self.crop.face is not None else {}  # the whole picture: no box
+        return records.face_entry(**found, scores=_rounded(self.scores), ensemble=_round(self.ensemble), verdict=self.verdict,
+                                  level=self.level, **extra)
 
 
 @dataclass(eq=False)
@@ -164,7 +166,7 @@ def _rounded(scores: dict[str, float | None]) -> dict[str, float | None]:
     return {name: _round(value) for name, value in scores.items()}
 
 
-DETECTOR_WORKERS = 2  # on CPU: detectors side by side, one core each (fastest on two cores; see README "Speed")
+DETECTOR_WORKERS = 2  # on CPU: detectors side by side, one core each (fastest on two cores; see docs/speed.md)
 
 
 def detector_workers(detectors: Sequence[ScoringDetector]) -> int:
@@ -270,12 +272,12 @@ class Analyzer:
         return summary
 
     # -- records -------------------------------------------------------------------------------------------
-    def scan(self, path: str | os.PathLike, frames: int = 16, rule: AggregationRule = "mean") -> dict:
+    def scan(self, path: str | os.PathLike, frames: int = 16, rule: AggregationRule = "mean") -> records.ScanRecord:
         """The scan record of one file; bad input never raises (the record's ``error`` says what went wrong)."""
         return next(self.scan_many([path], frames, rule))
 
     def scan_many(self, paths: Iterable[str | os.PathLike], frames: int = 16, rule: AggregationRule = "mean",
-                  ahead: int = PREFETCH_FILES, batch_files: int = BATCH_FILES) -> Iterator[dict]:
+                  ahead: int = PREFETCH_FILES, batch_files: int = BATCH_FILES) -> Iterator[records.ScanRecord]:
         """The scan record of every file, in order; one bad file never stops the others.
 
         Files are decoded and searched for faces in background threads, at most ``ahead`` files ahead of the
@@ -319,22 +321,21 @@ class Analyzer:
             prepared.error = printable(f"{path.name}: the analysis failed ({type(error).__name__}); please report it")
         return prepared
 
-    def _records(self, chunk: list["_Prepared"], rule: AggregationRule) -> Iterator[dict]:
+    def _records(self, chunk: list["_Prepared"], rule: AggregationRule) -> Iterator[records.ScanRecord]:
         """Score the faces of several prepared files as one batch, then build each file's record."""
         flat = self.score_crops([crop for item in chunk for unit in item.units for crop in unit])
         start = 0
         for item in chunk:
-            record: dict = {"path": printable(str(item.path)), "kind": item.kind, "error": item.error,
-                            "faces": {"count": 0, "boxes": []}, "scores": {}, "ensemble": None, "verdict": None, "level": None,
-                            "level_meaning": None, "provenance": item.provenance}
             reports = []
             for unit in item.units:
                 reports.append(ImageReport(flat[start : start + len(unit)]))
                 start += len(unit)
+            analysis = {}
             if item.error is None:
-                record.update(self.image_record(reports[0]) if item.kind == "image" else self.video_record(item.frames, reports, rule))
-                record["level_meaning"] = self.level_meaning(record["level"])
-            yield record
+                analysis = self.image_record(reports[0]) if item.kind == "image" else self.video_record(item.frames, reports, rule)
+                analysis["level_meaning"] = self.level_meaning(analysis["level"])
+            yield records.scan_record(path=printable(str(item.path)), kind=item.kind, error=item.error,
+                                      provenance=item.provenance, **analysis)
 
     def level_meaning(self, level: str | None) -> dict | None:
         """What ``level`` meant on validation (share of fakes overall and per held-out set), from the ensemble
@@ -343,10 +344,14 @@ class Analyzer:
         return meanings.get(level) if meanings and level else None
 
     @staticmethod
-    def image_record(report: ImageReport) -> dict:
+    def image_record(report: ImageReport, face_extras: Sequence[dict] = ()) -> dict:
+        """A picture's fields of the record (``records.RECORD_FIELDS``); ``face_extras``: per face, fields the app
+        adds to its entry."""
         top = report.top
+        extras = list(face_extras) or [{}] * len(report.faces)
         return {
-            "faces": {"count": 0 if report.whole_image else len(report.faces), "boxes": [face.to_dict() for face in report.faces]},
+            "faces": {"count": 0 if report.whole_image else len(report.faces),
+                      "boxes": [face.to_dict(**extra) for face, extra in zip(report.faces, extras)]},
             "scores": _rounded(top.scores) if top else {},
             "ensemble": _round(top.ensemble) if top else None,
             "verdict": report.verdict,
@@ -354,6 +359,7 @@ class Analyzer:
         }
 
     def video_record(self, frames: Sequence[VideoFrame], reports: Sequence[ImageReport], rule: AggregationRule = "mean") -> dict:
+        """A video's fields of the record (``records.RECORD_FIELDS``)."""
         summary = self.video_summary(reports, rule)
         with_faces = [r for r in reports if r.faces]
         most = max(with_faces, key=lambda r: r.top.suspicion) if with_faces else None
@@ -365,16 +371,16 @@ class Analyzer:
             "level": summary.level if summary else None,
             "aggregation": rule,
             "frames": [
-                {
-                    "index": frame.index,
-                    "timestamp": round(frame.timestamp, 3),
-                    "faces": len(report.faces),
-                    "boxes": [face.to_dict() for face in report.faces],
-                    "scores": _rounded(report.top.scores) if report.top else {},
-                    "ensemble": _round(report.top.ensemble) if report.top else None,
-                    "verdict": report.verdict,
-                    "level": report.level,
-                }
+                records.frame_entry(
+                    index=frame.index,
+                    timestamp=round(frame.timestamp, 3),
+                    faces=len(report.faces),
+                    boxes=[face.to_dict() for face in report.faces],
+                    scores=_rounded(report.top.scores) if report.top else {},
+                    ensemble=_round(report.top.ensemble) if report.top else None,
+                    verdict=report.verdict,
+                    level=report.level,
+                )
                 for frame, report in zip(frames, reports)
             ],
         }

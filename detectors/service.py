@@ -3,9 +3,9 @@
 ``app.py`` lays out the page and wires these functions; it holds no logic of its own. Bad input becomes a
 ``gradio.Error`` (a toast in the page, a clear message for API clients), never a traceback.
 
-Each analysis returns the page's views and a JSON report; the report has the scan CLI's record shape
-(:meth:`detectors.pipeline.Analyzer.scan`) plus the re-synthesis error summary of each face, so API clients,
-the CLI and the page agree on every number.
+Each analysis returns the page's views and a JSON report; the report is the scan CLI's record
+(``records.api_record``: without ``path`` and ``error``, with the picture's ``size`` and each face's re-synthesis
+error summary), so API clients, the CLI and the page agree on every number.
 """
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from . import explain, models, provenance, registry, views
-from .calibration import SET_TITLES
+from . import about, explain, models, provenance, records, registry, views
 from .media import DEFAULT_LIMITS, InputError, Picture, browser_playable, browser_preview, detect_kind, probe_video, sample_frames
 from .pipeline import AGGREGATION_RULES, Analyzer, FaceResult, ImageReport, detector_workers
 from .robustness import probe
@@ -161,12 +160,6 @@ def level_meanings() -> dict[str, dict] | None:
     return getattr(analyzer().ensemble, "meanings", None)
 
 
-def with_level_meaning(record: dict) -> dict:
-    """The record plus ``level_meaning``: what its level meant on validation (as the scan record has it)."""
-    record["level_meaning"] = analyzer().level_meaning(record.get("level"))
-    return record
-
-
 @functools.lru_cache(maxsize=1)
 def reference_bands():
     return load_reference_bands()
@@ -182,7 +175,12 @@ class FaceView:
     rows: list[list]
     face_side: int  # the face square's side in picture pixels: picks the real faces' band of its size
     error: explain.ErrorMap | None = None
-    record: dict = field(default_factory=dict)
+    record: dict = field(default_factory=dict)  # its entry in the report's faces.boxes
+
+    @property
+    def record_extras(self) -> dict:
+        """What the app adds to the face's entry in the record (``records.FACE_FIELDS``)."""
+        return {"reconstruction_error": self.error.summary()} if self.error else {}
 
 
 def _resynthesis():
@@ -199,8 +197,9 @@ def _face_views(report: ImageReport, prefix: str = "") -> list[FaceView]:
         if face.ensemble is not None:
             what += f": {face.level or face.verdict} ({face.ensemble:.0%})"
         error = errors[i] if errors else None
-        out.append(FaceView(f"{prefix}{what}", face.crop.image, log_spectrum(face.crop.image), verdict_rows(face), face_side(face.crop), error,
-                            {**face.to_dict(), **({"reconstruction_error": error.summary()} if error else {})}))
+        view = FaceView(f"{prefix}{what}", face.crop.image, log_spectrum(face.crop.image), verdict_rows(face), face_side(face.crop), error)
+        view.record = face.to_dict(**view.record_extras)
+        out.append(view)
     return out
 
 
@@ -271,9 +270,9 @@ def analyse_image(path: str | None, whole_image_if_no_face: bool = False, with_c
     except InputError as error:  # a file that breaks past its first decoded part
         raise gr.Error(str(error)) from None
     face_views = _face_views(report)
-    record = with_level_meaning({"kind": "image", "size": list(picture.size), **Analyzer.image_record(report)})
-    record["provenance"] = provenance.report(picture.path)
-    record["faces"]["boxes"] = [view.record for view in face_views]
+    analysis = Analyzer.image_record(report, [view.record_extras for view in face_views])
+    record = records.api_record(kind="image", size=list(picture.size), **analysis, level_meaning=analyzer().level_meaning(analysis["level"]),
+                                provenance=provenance.report(picture.path))
     if not face_views:
         summary = views.notice_html("No face found", "Tick <b>score the whole image</b> and analyse again to score the picture as a whole (results are labelled as such).")
     else:
@@ -289,7 +288,7 @@ def _headline(top: FaceResult | None) -> dict | None:
         return None
     agree, total = agreement(top)
     return {"verdict": top.verdict, "level": top.level, "probability": top.ensemble, "agree": agree, "total": total,
-            "meanings": level_meanings(), "set_names": SET_TITLES}
+            "meanings": level_meanings(), "set_names": views.SET_TITLES}
 
 
 def _cards(faces: list[FaceResult], face_views: list[FaceView]) -> list[dict]:
@@ -359,8 +358,9 @@ def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", w
         if report.top is not None:
             tops.append((report.top.suspicion, len(face_views) + report.top_index))
         face_views += frame_views
-    record = with_level_meaning({"kind": "video", **analyzer().video_record(frames, reports, rule)})
-    record["provenance"] = provenance.report(path)
+    analysis = analyzer().video_record(frames, reports, rule)
+    record = records.api_record(kind="video", **analysis, level_meaning=analyzer().level_meaning(analysis["level"]),
+                                provenance=provenance.report(path))
     with_face = sum(bool(r.faces) for r in reports)
     summary_face = analyzer().video_summary(reports, rule)
     index = max(tops, key=lambda top: top[0])[1] if tops else 0  # ties (repeated frames): the earliest
@@ -452,10 +452,8 @@ def robustness_probe(path: str | None, whole_image_if_no_face: bool = False):
 
 
 def about_markdown() -> str:
-    """The 'About the detectors' panel, from each loaded checkpoint's model card and config."""
-    from .training.model_card import about_entry
-
-    parts = [about_entry(d) for d in analyzer().detectors]
+    """The 'About the detectors' panel, from each loaded detector's spec and its checkpoint's config (``about``)."""
+    parts = [about.about_entry(d) for d in analyzer().detectors]
     if not parts:
         return "No detector is loaded."
     return "\n\n".join(parts)

@@ -9,13 +9,12 @@ either be too wide to say anything or put every sharp real photo above it. So th
 face-square size (:data:`FACE_SIDE_EDGES`), each built from real faces of several sources and resolutions
 (:data:`BAND_SOURCES`) cut by the app's own cropper, and a face is drawn against the band of its own size.
 ``python -m detectors reference-band`` builds it from the sources' train and validation files, checks it on
-their test files, and writes ``assets/spectrum_reference.json``.
+their test files (which files: ``detectors.training.reference_band``, as it follows the training splits), and
+writes ``assets/spectrum_reference.json``.
 """
 from __future__ import annotations
 
 import json
-import os
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
@@ -34,10 +33,6 @@ UPPER_HALF = 0.25  # cycles per pixel: from here to 0.5 is the upper half of the
 FACE_SIDE_EDGES = (176, 256)
 # The real sources of the band, as named in detectors/training/sources.csv, and as the plot names them.
 BAND_SOURCES = {"celeba": "CelebA", "ffhq": "FFHQ", "unsplash": "Unsplash", "dfdc-real": "DFDC reals", "web-faces": "web faces"}
-# Sources not in the source table yet: their folder. Split half to build, half to check, by a seeded hash of the
-# file name (the table's own split function with fractions 0.5 / 0 / 0.5).
-UNTABLED_SOURCES = {"web-faces": "real/web-faces"}
-SPLIT_SEED = 0  # the training splits' seed: the band never sees a file the detectors are tested on
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
@@ -220,25 +215,7 @@ def load_reference_bands(path: Path = REFERENCE_PATH) -> ReferenceBands | None:
         return None
 
 
-# -- which real faces build the band, and which check it ------------------------------------------------------
-
-def band_files(data_root: str | os.PathLike, source: str, part: str, seed: int = 0) -> list[Path]:
-    """Pictures of a real ``source`` (a key of :data:`BAND_SOURCES`) in random order (``seed``).
-
-    ``part`` "build": its train and validation files by the training split (:func:`detectors.training.sources.split_of`);
-    "check": its test files, which neither the band nor any detector has seen."""
-    from .training.sources import Source, read_table, split_of
-
-    if source in UNTABLED_SOURCES:
-        entry = Source(source, UNTABLED_SOURCES[source], "*", 0, "real", BAND_SOURCES[source], "file", "train",
-                       split_fractions=(0.5, 0.0, 0.5))
-    else:
-        entry = next(s for s in read_table() if s.name == source)
-    wanted = {"build": ("train", "val"), "check": ("test",)}[part]
-    files = [path for path, unit in entry.list_files(data_root) if split_of(unit, entry.fractions, SPLIT_SEED) in wanted]
-    random.Random(seed).shuffle(files)
-    return files
-
+# -- the real faces a band is built from (which files: ``training.reference_band.band_files``) ---------------
 
 def real_faces(files: Iterable[Path], cropper: "FaceCropper", count: int) -> Iterator["FaceCrop"]:
     """The most confident face of each picture, cut the way an upload is (:func:`detectors.faces.first_faces`),

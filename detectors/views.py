@@ -99,6 +99,25 @@ def cam_figure(crop: np.ndarray, cam: np.ndarray, title: str) -> go.Figure:
     return overlay_figure(crop, cam, title, "Grad-CAM", colorscale="Jet", zmax=1.0, opacity=0.45)
 
 
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str):
+    """One line per named (fpr, tpr) curve, its AUC (trapezoid area) in the legend, plus the chance diagonal."""
+    figure = go.Figure()
+    for name, (fpr, tpr) in curves.items():
+        fpr, tpr = np.asarray(fpr, dtype=np.float64), np.asarray(tpr, dtype=np.float64)
+        auc = float(np.trapezoid(tpr, fpr))
+        figure.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{name} (AUC {auc:.3f})"))
+    figure.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dash", "color": "gray"})
+    )
+    figure.update_layout(
+        title=title,
+        xaxis={"title": "false-positive rate (reals called fake)", "range": [0, 1], "constrain": "domain"},
+        yaxis={"title": "true-positive rate (fakes caught)", "range": [0, 1], "scaleanchor": "x", "scaleratio": 1},
+        legend={"x": 0.98, "y": 0.02, "xanchor": "right", "yanchor": "bottom"},
+    )
+    return figure
+
+
 ENSEMBLE_COLOUR = "#d62728"
 
 
@@ -152,6 +171,9 @@ _TONES = {"fake": ("#b42318", "#fef3f2"), "real": ("#067647", "#ecfdf3"), "uncer
           "leaning real": ("#3b7c0f", "#f3fee7"), "likely real": ("#067647", "#ecfdf3")}
 _WORDS = {"fake": "Likely fake", "real": "Likely real", "uncertain": "Uncertain", "no-face": "No face",
           "likely fake": "Likely fake", "leaning fake": "Leaning fake", "leaning real": "Leaning real", "likely real": "Likely real"}
+# How the page names each held-out set (``training.heldout``) when it says what a level meant on it.
+SET_TITLES = {"gan": "StyleGAN", "faceswap": "DFDC swaps", "diffusion": "diffusion", "unseen diffusion": "unseen diffusion",
+              "unseen gan": "unseen StyleGAN2 (web)", "self-blended": "self-blended"}
 SCALE = ("likely real", "leaning real", "uncertain", "leaning fake", "likely fake")  # left to right in the page
 
 

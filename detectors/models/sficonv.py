@@ -338,4 +338,7 @@ SPEC = DetectorSpec(
     model=SFIConvResNet,
     cam_layer="layer4",  # the last feature map with a spatial layout
     half_precision_safe=True,
+    paper="Guo et al. Space-Frequency Interactive Convolution for Deepfake Detection. IEEE TIFS 19, 2024",
+    looks_at="a ResNet whose convolutions split into a spatial stream and a high-frequency stream (a learnable "
+             "constrained 'noise residual' filter) that exchange information in every block.",
 )

@@ -438,4 +438,8 @@ SPEC = DetectorSpec(
     model=SpecXNet,
     cam_layer="bn4",  # the last feature map with a spatial layout
     fast_path=True,
+    paper="Alam, Islam, Woo. SpecXNet: A Dual-Domain Convolutional Network for Robust Deepfake Detection. ACM "
+          "MM 2025",
+    looks_at="an Xception whose blocks each run a local (spatial) and a global (Fourier) path, coupled by the "
+             "Dual-Domain Feature Coupler and weighted by Dual Fourier Attention: texture and spectrum together.",
 )

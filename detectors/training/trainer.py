@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .. import checkpoints, models
-from ..bench import machine_description
+from ..machine import machine_description
 from ..calibration import Calibration, expit, fit_guarded_thresholds
 from ..checkpoints import CheckpointConfig, Thresholds
 from ..metrics import binary_metrics
