@@ -205,7 +205,8 @@ LEVEL_VERDICTS = {"likely fake": "fake", "leaning fake": "uncertain", "uncertain
 VERDICT_LEVELS = {"fake": "likely fake", "real": "likely real", "uncertain": "uncertain"}
 # How the page names each held-out set (``training.heldout``) when it says what a level meant on it.
 SET_TITLES = {"gan": "StyleGAN", "faceswap": "DFDC swaps", "diffusion": "diffusion", "unseen diffusion": "unseen diffusion",
-              "unseen gan": "unseen StyleGAN2 (web)", "self-blended": "self-blended"}
+              "unseen gan": "unseen StyleGAN2 (web)", "self-blended": "self-blended", "reenactment": "talking heads",
+              "unseen reenactment": "unseen talking heads (FLOAT, SadTalker)"}
 LEAN_PRECISION = 0.75  # a lean must have been right at least this often on validation, at even odds
 CORROBORATION = 2  # detectors whose own verdict must be "fake" for "likely fake" (its effect measured: README)
 

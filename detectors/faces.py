@@ -196,10 +196,19 @@ class FaceCropper:
         return [self.crop(image, face, size) for face in self.detect(image)]
 
 
+def speaker(faces: Sequence[Face]) -> Face | None:
+    """The face a clip is about: the largest (the most confident among equals). A talking-head generator may
+    show a second, smaller face: FLOAT insets its reference photo in a corner of every frame, a sharp still
+    that MTCNN can find more confidently than the moving face it is there to explain."""
+    if not faces:
+        return None
+    return max(faces, key=lambda face: ((face.box[2] - face.box[0]) * (face.box[3] - face.box[1]), face.score))
+
+
 def first_faces(path, cropper: FaceCropper, frames: int, size: int) -> tuple[str, list[FaceCrop | None]]:
-    """(kind, the most confident face of the picture, or of each of ``frames`` frames sampled from the clip):
-    what evaluation scores and training caches, cut the way the app cuts them. None where there is no face.
-    InputError for a file that cannot be read."""
+    """(kind, the most confident face of the picture, or the speaker (:func:`speaker`) of each of ``frames``
+    frames sampled from the clip): what evaluation scores and training caches, cut the way the app cuts them.
+    None where there is no face. InputError for a file that cannot be read."""
     from .media import Picture, detect_kind, sample_frames
 
     kind = detect_kind(path)
@@ -207,4 +216,5 @@ def first_faces(path, cropper: FaceCropper, frames: int, size: int) -> tuple[str
         crops, _ = cropper.crops_of(Picture(path), size)
         return kind, [crops[0] if crops else None]
     images = [frame.image for frame in sample_frames(path, frames)]
-    return kind, [cropper.crop(image, faces[0], size) if faces else None for image, faces in zip(images, cropper.detect_batch(images))]
+    return kind, [cropper.crop(image, speaker(faces), size) if faces else None
+                  for image, faces in zip(images, cropper.detect_batch(images))]

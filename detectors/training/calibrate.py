@@ -81,7 +81,8 @@ def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = N
     return path
 
 
-REPORT_SETS = ("gan", "faceswap", "diffusion", "self-blended", "unseen diffusion", "unseen gan", "unseen faceswap", "unseen reenactment")
+REPORT_SETS = ("gan", "faceswap", "diffusion", "reenactment", "self-blended", "unseen diffusion", "unseen gan", "unseen faceswap",
+               "unseen reenactment")
 
 
 def heldout_report(cache: str, split: str = "test", device: str = "cpu") -> str:

@@ -20,7 +20,7 @@ from detectors import checkpoints
 from detectors.training.data import build_cache, load_all
 from detectors.training.heldout import heldout
 from detectors.training.model_card import _mix_text
-from detectors.training.sources import TABLE, read_table, split_of
+from detectors.training.sources import TABLE, Source, read_identities, read_table, split_of
 from detectors.training.stream import SELF_BLENDED, FaceStream
 from detectors.training.trainer import RECIPES, STATE_FILE, Run, Trainer, WeightAverage, lr_factor, train
 from tests.training import tiny_data
@@ -28,7 +28,7 @@ from tests.training import tiny_data
 pytestmark = pytest.mark.slow
 TRAIN_ARGS = dict(steps=4, batch_size=8, val_sbi_count=4, workers=0, overrides={"input_size": 64})
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-KEPT_OUT = {"flux-pro", "flux-dev", "dalle3", "ffpp-real", "ffpp-deepfakes", "sadtalker", "tpdne", "web-faces", "web-celebs"}
+KEPT_OUT = {"flux-pro", "flux-dev", "dalle3", "ffpp-real", "ffpp-deepfakes", "sadtalker", "tpdne", "web-faces", "web-celebs", "float"}
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,47 @@ def test_no_pair_clip_or_figure_of_the_shared_data_straddles_splits():
     people = {path.stem.rsplit("_", 1)[0]: unit for path, unit in sources["web-celebs"].list_files(SHARED)}
     assert all(person == unit for person, unit in people.items()) and len(people) == 5
     assert {split_of(u, sources["web-celebs"].fractions) for u in people.values()} == {"val", "test"}
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")
+def test_no_person_of_the_talking_clips_straddles_splits_in_any_source():
+    talking = [s for s in read_table(TABLE) if s.unit == "identity"]
+    assert {s.name for s in talking} == {"talking-real", "dreamtalk", "edtalk", "anitalker", "float"}
+    split_of_person: dict[str, set] = {}
+    listed = {}
+    for source in talking:
+        for path, person in source.list_files(SHARED):
+            split_of_person.setdefault(person, set()).add(source.split_of_unit(person))
+            listed[path.name] = (source.name, person)
+    assert all(len(s) == 1 for s in split_of_person.values()), split_of_person
+    # DreamTalk animates MEAD subject M030: its clips go with M030's own recordings
+    assert {listed[n][1] for n in listed if n.startswith("dreamtalk_")} == {"M030"}
+    assert "mead_video_M030_front_angry_level3_001.mp4" in listed
+    # EDTalk's seven clips of one face are one person, whatever clips.csv calls them
+    assert len({listed[n][1] for n in listed if n.startswith("edtalk_") and "_lei" not in n}) == 1
+    # paintings and the statue are in no source; every other clip is in exactly one
+    artworks = {"float_video_ood_monarisa.mp4", "float_video_ood_paint.mp4", "float_video_ood_paint_angy.mp4",
+                "anitalker_statue_hubert_full_control_statue-statue.mp4", "anitalker_monalisa_hubert_monalisa-monalisa.mp4",
+                "anitalker_monalisa_mfcc_monalisa-monalisa.mp4",
+                "dreamtalk_output_video_acknowledgement_chinese_M030_front_surprised_level3_001_z.mp4"}  # a painted portrait
+    on_disk = {p.name for p in (SHARED / "videos" / "talking").glob("*/*.mp4")}
+    assert not artworks & set(listed) and artworks <= on_disk
+    assert set(listed) | artworks == on_disk
+    # the held-out generator never trains, and validation and test each hold its people and real people
+    splits = {name: {source.split_of_unit(person) for source in talking if source.name == name
+                     for _, person in source.list_files(SHARED)} for name in ("float", "talking-real")}
+    assert splits["float"] == {"val", "test"} and splits["talking-real"] == {"train", "val", "test"}
+
+
+def test_identities_refuse_a_person_in_two_splits_and_an_unseen_person_in_training(tmp_path):
+    table = tmp_path / "identities.csv"
+    table.write_text("identity,person,shows,split\nclip-a,anna,person,train\nclip-b,anna,person,val\n")
+    with pytest.raises(ValueError, match="anna"):
+        read_identities(table)
+    trained = next(e.person for e in read_identities().values() if e.shows == "person" and e.split == "train")
+    unseen = Source("new", "f", "*", 1, "reenactment", "a new animator", "identity", "unseen", groups="clips.csv")
+    with pytest.raises(ValueError, match="identities.csv puts"):
+        unseen.split_of_unit(trained)
 
 
 def test_cache_holds_every_face_with_landmarks_sizes_and_units(tiny):
