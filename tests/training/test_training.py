@@ -478,3 +478,47 @@ def test_a_pretrained_recipe_starts_from_imagenet_and_reports_the_shortcut_gate(
     assert set(entry["real_pairs"]) >= {"photos-a | photos-b"}
     assert entry["worst_real_pair"] == max(entry["real_pairs"].values())
     assert (entry.get("gate") == "failed") == (entry["worst_real_pair"] > 0.65)
+
+
+def test_clip_frames_are_scored_once_per_checkpoint_and_the_clip_rule_is_fitted_on_validation_clips(tiny, tmp_path):
+    from detectors.calibration import Calibration, EnsembleRule
+    from detectors.registry import EnsembleScorer
+    from detectors.training.clips import frame_logits, fit_on_clips
+
+    class Brightness:
+        """A detector whose logit is a crop's brightness; counts how often it is asked."""
+
+        name, calls = "bright", 0
+
+        def __init__(self, source):
+            self.source = source
+
+        def logits(self, crops):
+            self.calls += 1
+            return np.asarray(crops, dtype=np.float32).mean(axis=(1, 2, 3)) / 32 - 4
+
+    _, cache = tiny
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "model.safetensors").write_bytes(b"weights 1")
+    (checkpoint / "config.json").write_text("{}")
+    detector = Brightness(str(checkpoint))
+    frames = frame_logits(cache, [detector], tmp_path / "logits.npz")
+    assert set(frames.sources) == {"clip-real", "clip-fake"}  # the clip sources only, every clip once
+    assert len(frames.clips) == tiny_data.COUNTS["clip-real"] + tiny_data.COUNTS["clip-fake"]
+    from detectors.training.data import FRAMES_PER_VIDEO
+
+    assert all(len(frames.frames_of(k)) == FRAMES_PER_VIDEO for k in range(len(frames.clips)))
+    assert frames.logits.shape == (len(frames.clip), 1)
+    asked = detector.calls
+    again = frame_logits(cache, [detector], tmp_path / "logits.npz")
+    assert detector.calls == asked and np.array_equal(again.logits, frames.logits)  # read back, not rescored
+    (checkpoint / "model.safetensors").write_bytes(b"weights 2")  # new checkpoints: scored again
+    frame_logits(cache, [detector], tmp_path / "logits.npz")
+    assert detector.calls > asked
+    assert set(frames.families[frames.labels == 1]) == {"unseen reenactment"}
+    ensemble = EnsembleScorer(EnsembleRule(["bright"], [1.0], 0.0, Calibration(0.5, 0.4, 0.6, "test"), [0.0]), [])
+    fitted, record = fit_on_clips(frames, ensemble, ("val", "test"), "trimmed")
+    chosen = np.isin(frames.splits, ["val", "test"])
+    assert record["clips"] == chosen.sum() and "train" not in set(frames.splits[chosen])
+    assert fitted.rule == "trimmed" and fitted.levels is not None and set(record["rules"]) >= {"mean", "trimmed", "share"}
