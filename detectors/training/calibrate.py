@@ -83,7 +83,10 @@ def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = N
     path = path or registry.ASSETS / registry.ENSEMBLE_FILE
     path.write_text(json.dumps(report, indent=2) + "\n")
     if clips and clip_sets(load_all(cache)):  # the clip rule is fitted on this very ensemble rule's frame scores
-        print(fit_and_save_clip_rule(cache, path, detectors=result.detectors)[1], file=sys.stderr)
+        try:
+            print(fit_and_save_clip_rule(cache, path, detectors=result.detectors)[1], file=sys.stderr)
+        except SystemExit as reason:  # too few validation clips: the ensemble stands, clips keep the faces' levels
+            print(f"no clip rule: {reason}", file=sys.stderr)
     return path
 
 
@@ -129,7 +132,8 @@ REPORT_SETS = ("gan", "faceswap", "diffusion", "reenactment", "self-blended", "u
 def heldout_report(cache: str, split: str = "test", device: str = "cpu") -> str:
     """Markdown: each shipped detector's and the ensemble's AUC per held-out set of ``split``, the share of each
     evidence level per source (as the app gives them: the corroboration rule included), and how often a decisive
-    level (likely fake / likely real) was given and was right over all faces together. Scores the cached crops."""
+    level (likely fake / likely real) was given and was right over all faces together; with a clip rule, each
+    source's clips: AUC and the share of each clip level. Scores the cached crops."""
     from ..calibration import LEVELS
     from ..metrics import binary_metrics
 
@@ -158,4 +162,6 @@ def heldout_report(cache: str, split: str = "test", device: str = "cpu") -> str:
     right = np.mean(((levels == "likely fake") & (y == 1)) | ((levels == "likely real") & (y == 0)))
     wrong = np.mean(((levels == "likely fake") & (y == 0)) | ((levels == "likely real") & (y == 1)))
     lines += ["", f"All {len(y)} {split} faces together: a decisive level (likely fake / likely real) right on {right:.1%}, wrong on {wrong:.1%}."]
+    if ensemble.rule.clip is not None and ensemble.rule.clip.levels is not None and clip_sets(load_all(cache)):
+        lines += ["", clip_report(frame_logits(cache, result.detectors), ensemble, ensemble.rule.clip, split)]
     return "\n".join(lines)

@@ -23,7 +23,6 @@ import numpy as np
 
 from ..calibration import CLIP_RULES, LEVELS, ClipRule, expit, fit_clip_rule, logit
 from ..checkpoints import folder_digests
-from ..media import VIDEO_SUFFIXES
 from ..metrics import binary_metrics
 from .data import FaceSet, load_all
 
@@ -47,9 +46,14 @@ class ClipFrames:
         return np.flatnonzero(self.clip == k)
 
 
+def clip_frames_of(face_set: FaceSet) -> np.ndarray:
+    """Indices of a source's cached clip frames (named ``file#k``; a user's folder may mix pictures and clips)."""
+    return np.array([i for i, name in enumerate(face_set.names) if "#" in str(name)], dtype=int)
+
+
 def clip_sets(sets: dict[str, FaceSet]) -> dict[str, FaceSet]:
-    """The cached sources whose files are clips."""
-    return {name: s for name, s in sets.items() if len(s.names) and Path(str(s.names[0]).split("#")[0]).suffix.lower() in VIDEO_SUFFIXES}
+    """The cached sources that hold clip frames."""
+    return {name: s for name, s in sets.items() if len(clip_frames_of(s))}
 
 
 def _key(detectors) -> str:
@@ -68,8 +72,8 @@ def frame_logits(cache: str | Path, detectors, path: str | Path | None = None, b
     for name, face_set in sets.items():
         family = face_set.source.family if face_set.source.role == "train" else f"unseen {face_set.source.family}"
         first = {}
-        for i, frame in enumerate(face_set.names):
-            file = str(frame).split("#")[0]
+        for i in clip_frames_of(face_set):
+            file = str(face_set.names[i]).split("#")[0]
             if file not in first:
                 first[file] = len(clips)
                 clips.append(f"{name}/{file}")
@@ -87,12 +91,12 @@ def frame_logits(cache: str | Path, detectors, path: str | Path | None = None, b
     logits = np.zeros((len(owner), len(detectors)), dtype=np.float32)
     row = 0
     for name, face_set in sets.items():
-        count = len(face_set.names)
-        for start in range(0, count, batch):
-            crops = np.asarray(face_set.crops[start : start + batch])
+        indices = clip_frames_of(face_set)
+        for start in range(0, len(indices), batch):
+            crops = np.asarray(face_set.crops[indices[start : start + batch]])
             for j, detector in enumerate(detectors):
                 logits[row + start : row + start + len(crops), j] = detector.logits(crops)
-        row += count
+        row += len(indices)
     clip = np.array([k for _, _, k in owner])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, key=np.array(key), names=np.array(names), logits=logits, clip=clip, clips=np.array(clips))
