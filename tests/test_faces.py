@@ -84,3 +84,18 @@ def test_a_clip_s_cached_face_is_the_speaker_not_the_sharper_inset(cropper, astr
     for crop in crops:  # every cached frame is cut around the speaker's face (x 220-325, y 80-210)
         x0, y0, side = crop.region
         assert 200 < x0 + side / 2 < 340 and 100 < y0 + side / 2 < 200 and side > 120
+
+
+def test_a_covered_overlay_is_gone_and_the_rest_of_the_frame_untouched(astronaut):
+    from detectors.faces import cover_regions
+
+    frame = astronaut.copy()
+    frame[460:500, 300:480] = (255, 64, 200)  # a pink watermark in the lower right, as DreamTalk stamps it
+    covered = cover_regions(frame, [(300 / 512, 455 / 512, 485 / 512, 505 / 512)])
+    pink = lambda image: ((image[..., 0] > 230) & (image[..., 1] < 90) & (image[..., 2] > 180)).sum()
+    assert pink(frame) == 40 * 180 and pink(covered) == 0
+    outside = np.ones(frame.shape[:2], bool)
+    outside[455:505, 300:485] = False
+    assert np.array_equal(covered[outside], frame[outside]) and cover_regions(frame, []) is frame
+    # painted with the scene above it, mirrored: not a flat patch
+    assert np.array_equal(covered[455:460, 300:485], frame[450:455, 300:485][::-1]) and covered[455:505, 300:485].std() > 10

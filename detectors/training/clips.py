@@ -56,9 +56,11 @@ def clip_sets(sets: dict[str, FaceSet]) -> dict[str, FaceSet]:
     return {name: s for name, s in sets.items() if len(clip_frames_of(s))}
 
 
-def _key(detectors) -> str:
+def _key(detectors, cache: Path, sources) -> str:
+    """What the stored logits depend on: the checkpoints and how each clip source's crops were cut."""
     digests = {d.name: folder_digests(d.source) for d in detectors}
-    return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
+    crops = {name: (cache / name / "source.json").read_text() if (cache / name / "source.json").is_file() else "" for name in sources}
+    return hashlib.sha256(json.dumps([digests, crops], sort_keys=True).encode()).hexdigest()
 
 
 def frame_logits(cache: str | Path, detectors, path: str | Path | None = None, batch: int = 64) -> ClipFrames:
@@ -67,7 +69,7 @@ def frame_logits(cache: str | Path, detectors, path: str | Path | None = None, b
     cache = Path(cache)
     path = Path(path) if path else cache / LOGITS_FILE
     sets = clip_sets(load_all(cache))
-    key = _key(detectors)
+    key = _key(detectors, cache, sorted(sets))
     clips, sources, families, labels, splits, owner = [], [], [], [], [], []
     for name, face_set in sets.items():
         family = face_set.source.family if face_set.source.role == "train" else f"unseen {face_set.source.family}"

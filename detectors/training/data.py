@@ -76,13 +76,15 @@ def _entry(data_root: Path, source: Source, files: list[Path], limit: int | None
         "pad_retry": PAD_RETRY,
         "frames_per_video": frames_of(source),
         "data_root": str(data_root.resolve()),
-        "source": {k: v for k, v in asdict(source).items() if k not in ("role", "looks_like", "split_fractions", "generator", "frames")},
+        "source": {k: v for k, v in asdict(source).items() if k not in ("role", "looks_like", "split_fractions", "generator", "frames", "cover")},
         "limit": limit,
         "seed": seed,
         "files": hashlib.sha256("\n".join(str(f) for f in files).encode()).hexdigest(),
     }
     if any(f.suffix.lower() in VIDEO_SUFFIXES for f in files):  # pictures' entries (and caches) stay as they were
         entry["clip_face"] = CLIP_FACE
+    if source.cover:
+        entry["cover"] = [list(box) for box in source.cover]
     return entry
 
 
@@ -100,13 +102,13 @@ def _init_worker() -> None:
     _worker_cropper = FaceCropper()
 
 
-def _crop_one(job: tuple[str, int]) -> list[tuple[str, np.ndarray, np.ndarray, float, int]]:
+def _crop_one(job: tuple[str, int, tuple]) -> list[tuple[str, np.ndarray, np.ndarray, float, int]]:
     """(name suffix, crop, landmarks, confidence, region side) of the most confident face of a picture, or of the
-    speaker in each of ``frames`` frames sampled from a clip (``job``: path, frames); empty when unreadable or
-    faceless."""
-    path, frames = job
+    speaker in each of ``frames`` frames sampled from a clip, its source's overlays covered (``job``: path,
+    frames, cover); empty when unreadable or faceless."""
+    path, frames, cover = job
     try:
-        kind, crops = first_faces(path, _worker_cropper, frames, CROP_SIZE)
+        kind, crops = first_faces(path, _worker_cropper, frames, CROP_SIZE, cover)
     except InputError:
         return []
     return [("" if kind == "image" else f"#{i}", crop.image, crop.landmarks.astype(np.float32), crop.face.score, crop.region[2])
@@ -161,7 +163,7 @@ def _write_source(folder: Path, source: Source, files: list[tuple[Path, str]], p
     capacity = sum(1 if path.suffix.lower() in IMAGE_SUFFIXES else frames for path, _ in files)
     spill = np.lib.format.open_memmap(folder / "crops.tmp.npy", mode="w+", dtype=np.uint8, shape=(max(1, capacity), CROP_SIZE, CROP_SIZE, 3))
     names, units, landmarks, scores, sides = [], [], [], [], []
-    results = pool.imap(_crop_one, [(str(f), frames) for f, _ in files], chunksize=8)
+    results = pool.imap(_crop_one, [(str(f), frames, source.cover) for f, _ in files], chunksize=8)
     for (path, unit), faces in tqdm(zip(files, results), total=len(files), desc=f"faces {source.name}", unit="file", file=sys.stderr):
         for suffix, crop, points, score, side in faces[: capacity - len(names)]:
             spill[len(names)] = crop
@@ -194,7 +196,7 @@ def cached_sources(cache: str | os.PathLike) -> tuple[Source, ...]:
     manifest = json.loads((Path(cache) / "manifest.json").read_text())
     return tuple(Source(**{**s, "looks_like": tuple(s["looks_like"]),
                            "split_fractions": tuple(s["split_fractions"]) if s.get("split_fractions") else None,
-                           "frames": s.get("frames")})
+                           "frames": s.get("frames"), "cover": tuple(tuple(b) for b in s.get("cover") or ())})
                  for s in manifest["sources"])
 
 

@@ -18,6 +18,9 @@ out ``real/`` and ``fake/`` becomes a two-row table, see :func:`folder_table`):
 - ``fractions`` (optional): train / val / test shares in place of the role's (CelebA, FFHQ and StyleGAN keep the
   splits the earlier checkpoints were trained with, so their test files stay unseen by every checkpoint);
 - ``frames`` (optional): frames sampled evenly from each clip of the source (default ``data.FRAMES_PER_VIDEO``);
+- ``cover`` (optional): a generator's overlays to paint over before the face is found and cut, as rectangles
+  ``x0,y0,x1,y1`` in fractions of the frame, space-separated (DreamTalk's watermark: a shortcut, not a
+  manipulation; see :func:`detectors.faces.cover_regions`);
 - ``looks_like``: for fakes, the real sources with the same framing, resolution and encoding. The training
   stream draws each fake beside one of them, and the held-out sets score the fakes against them, so that
   neither can be told apart by where a picture comes from.
@@ -57,6 +60,7 @@ class Source:
     groups: str = ""  # CSV (relative to the data root) naming each file's pair or figure
     split_fractions: tuple[float, float, float] | None = None  # train / val / test; None: the role's
     frames: int | None = None  # frames sampled per clip; None: data.FRAMES_PER_VIDEO
+    cover: tuple[tuple[float, float, float, float], ...] = ()  # overlays painted over before the face is cut (frame fractions)
 
     @property
     def fractions(self) -> tuple[float, float, float]:
@@ -167,7 +171,10 @@ def _row(row: dict[str, str]) -> Source:
                     unit=row.get("unit", "").strip() or "file", role=row.get("role", "").strip() or "train",
                     looks_like=tuple((row.get("looks_like") or "").split()), groups=(row.get("groups") or "").strip(),
                     split_fractions=tuple(float(f) for f in row["fractions"].split()) if (row.get("fractions") or "").strip() else None,
-                    frames=int(row["frames"]) if (row.get("frames") or "").strip() else None)
+                    frames=int(row["frames"]) if (row.get("frames") or "").strip() else None,
+                    cover=tuple(tuple(float(v) for v in box.split(",")) for box in (row.get("cover") or "").split()))
+    if any(len(box) != 4 or not (0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1) for box in source.cover):
+        raise ValueError(f"source {source.name!r}: cover takes rectangles x0,y0,x1,y1 in fractions of the frame")
     if source.unit not in UNITS or source.role not in ROLES:
         raise ValueError(f"source {source.name!r}: unit must be one of {UNITS} and role one of {tuple(ROLES)}")
     if source.unit in ("pair", "figure", "identity") and not source.groups:
