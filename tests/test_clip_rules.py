@@ -160,3 +160,36 @@ def test_evaluate_reports_each_clip_s_level_and_the_clips_auc_per_source():
     assert result["sources"]["talking"]["levels"]["likely real"] == 1.0  # trimmed means 0.2 and 0.275
     assert result["sources"]["float"]["levels"] == {**{level: 0.0 for level in LEVELS}, "likely fake": 0.5, "uncertain": 0.5}
     assert result["sources"]["float"]["auc"] == 1.0 and result["sources"]["float"]["clips"] == 2
+
+
+def test_the_scan_record_of_a_clip_carries_the_clip_level_its_meaning_and_the_rule():
+    """Through ``scan_many``'s record builder: a clip's record takes the clip rule's level and the clips' meaning,
+    a picture's record keeps the faces' meaning."""
+    from detectors.calibration import EvidenceLevels
+    from detectors.faces import FaceCrop
+    from detectors.media import VideoFrame
+    from detectors.pipeline import _Prepared
+
+    from pathlib import Path
+
+    meaning = {level: {"fake_share": share, "by_set": {}, "faces": 3} for level, share in zip(LEVELS, (0.91, 0.72, 0.5, 0.28, 0.09))}
+    analyzer, _ = _analyzer(ClipRule("mean", levels=EvidenceLevels(0.5, 0.3, 0.2, 0.1, meaning, "test", corroboration=0)))
+
+    class Brightness:  # the logit of a crop is set by its brightness: 0.4 -> P(fake) ~ 0.4
+        name = "stub"
+
+        def logits(self, crops):
+            return np.array([np.log(c.mean() / 255 / (1 - c.mean() / 255)) for c in crops])
+
+        def verdict(self, p):
+            return "uncertain"
+
+    analyzer.detectors = [Brightness()]
+    crop = lambda p: FaceCrop(np.full((8, 8, 3), round(255 * p), np.uint8), (0, 0, 8), None)
+    clip = _Prepared(path=Path("clip.mp4"), kind="video", units=[[crop(0.4)], [crop(0.42)]],
+                     frames=[VideoFrame(0, 0.0, None), VideoFrame(1, 0.5, None)])
+    picture = _Prepared(path=Path("face.png"), kind="image", units=[[crop(0.4)]])
+    clip_record, picture_record = list(analyzer._records([clip, picture], "mean"))
+    assert clip_record["level"] == "leaning fake" and clip_record["clip_rule"]["rule"] == "mean"
+    assert clip_record["level_meaning"]["fake_share"] == 0.72  # the clips' meaning
+    assert picture_record["level"] == "uncertain" and picture_record["level_meaning"]["fake_share"] == 0.5  # the faces'
