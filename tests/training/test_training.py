@@ -87,6 +87,8 @@ def test_no_person_of_the_talking_clips_straddles_splits_in_any_source():
             split_of_person.setdefault(person, set()).add(source.split_of_unit(person))
             listed[path.name] = (source.name, person)
     assert all(len(s) == 1 for s in split_of_person.values()), split_of_person
+    # every clip source samples what the app samples by default (16 frames), so clip rules are fitted on that
+    assert {s.frames for s in read_table(TABLE) if s.unit in ("video", "identity")} == {16}
     # DreamTalk's pink watermark is painted over before its faces are cut, in the frame's lower right
     assert [box[0] > 0.5 and box[1] > 0.8 for box in next(s for s in talking if s.name == "dreamtalk").cover] == [True]
     # DreamTalk animates MEAD subject M030: its clips go with M030's own recordings
