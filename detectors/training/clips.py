@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..calibration import CLIP_RULES, LEVELS, ClipRule, expit, fit_clip_rule, logit
+from ..calibration import LEVELS, ClipRule, expit, fit_clip_rule, logit
 from ..checkpoints import folder_digests
 from ..metrics import binary_metrics
 from .data import FaceSet, load_all
@@ -41,6 +41,7 @@ class ClipFrames:
     families: np.ndarray  # per clip: the source's family, "unseen <family>" for a source never trained on
     labels: np.ndarray  # per clip, 1 = fake
     splits: np.ndarray  # per clip
+    reenacted_reals: tuple[str, ...] = ()  # the real sources the reenactment fakes look like (the talking reals)
 
     def frames_of(self, k: int) -> np.ndarray:
         return np.flatnonzero(self.clip == k)
@@ -85,11 +86,12 @@ def frame_logits(cache: str | Path, detectors, path: str | Path | None = None, b
                 splits.append(face_set.split[i])
             owner.append((name, i, first[file]))
     names = [d.name for d in detectors]
+    talking = tuple(sorted({r for s in sets.values() if s.source.family == "reenactment" for r in s.source.looks_like}))
     if path.is_file():
         stored = np.load(path, allow_pickle=False)
         if str(stored["key"]) == key and stored["clips"].tolist() == clips and len(stored["clip"]) == len(owner):
             return ClipFrames(names, stored["logits"], stored["clip"], clips, np.array(sources), np.array(families),
-                              np.array(labels), np.array(splits, dtype=str))
+                              np.array(labels), np.array(splits, dtype=str), talking)
     logits = np.zeros((len(owner), len(detectors)), dtype=np.float32)
     row = 0
     for name, face_set in sets.items():
@@ -102,7 +104,8 @@ def frame_logits(cache: str | Path, detectors, path: str | Path | None = None, b
     clip = np.array([k for _, _, k in owner])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, key=np.array(key), names=np.array(names), logits=logits, clip=clip, clips=np.array(clips))
-    return ClipFrames(names, logits, clip, clips, np.array(sources), np.array(families), np.array(labels), np.array(splits, dtype=str))
+    return ClipFrames(names, logits, clip, clips, np.array(sources), np.array(families), np.array(labels), np.array(splits, dtype=str),
+                      talking)
 
 
 def frame_probabilities(frames: ClipFrames, ensemble) -> np.ndarray:
@@ -175,13 +178,15 @@ def compare(frames: ClipFrames, ensemble, splits: Sequence[str] = ("val",)) -> d
         rule = ClipRule.fit_pool([per_clip[j] for j in others], labels[others], frame_threshold)
         pooled[i] = rule.score(per_clip[i])
     scores["pool (leave-one-out)"] = pooled
-    talking = np.isin(frames.sources[chosen], ["talking-real", "talking-head"]) | (labels == 1) & np.char.endswith(frames.families[chosen].astype(str), "reenactment")
+    # the talking heads alone: reenactment fakes against the reals they look like (no face swaps)
+    talking = (np.isin(frames.sources[chosen], frames.reenacted_reals)
+               | (labels == 1) & np.char.endswith(frames.families[chosen].astype(str), "reenactment"))
     result = {"splits": list(splits), "clips": int(len(chosen)), "fake": int(labels.sum()), "frame_threshold": round(frame_threshold, 4),
               "rules": {}}
     for name, s in scores.items():
         ok = np.isfinite(s)
         entry = {"auc": _auc(labels[ok], s[ok]), "auc_talking": _auc(labels[ok & talking], s[ok & talking])}
-        result["rules"][name if name in CLIP_RULES else name] = entry
+        result["rules"][name] = entry
     result["rules"]["mean"]["note"] = "mean of the frames' ensemble probabilities"
     return result
 
