@@ -388,6 +388,8 @@ class EnsembleRule:
         still answers with part of the detectors.
     levels: the five evidence levels on the rule's probability and what each meant on validation (None for a
         rule fitted without held-out sets: then only the three-way verdict of ``calibration``).
+    clip: how a clip's frames make one clip score and that score's levels, fitted on clips (:class:`ClipRule`,
+        the optional ``clip`` field of ``ensemble.json``; None: a clip takes the level of its frames' mean).
     """
 
     names: list[str]
@@ -396,6 +398,7 @@ class EnsembleRule:
     calibration: Calibration
     means: list[float]
     levels: EvidenceLevels | None = None
+    clip: "ClipRule | None" = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -405,6 +408,7 @@ class EnsembleRule:
             "means": [float(m) for m in self.means],
             "calibration": self.calibration.to_dict(),
             **({"levels": self.levels.to_dict()} if self.levels is not None else {}),
+            **({"clip": self.clip.to_dict()} if self.clip is not None else {}),
         }
 
     @classmethod
@@ -416,6 +420,7 @@ class EnsembleRule:
             calibration=Calibration.from_dict(data["calibration"]),
             means=[float(m) for m in data["means"]],
             levels=EvidenceLevels.from_dict(data["levels"]) if data.get("levels") else None,
+            clip=ClipRule.from_dict(data["clip"]) if data.get("clip") else None,
         )
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
@@ -518,3 +523,115 @@ def fit_ensemble(names: list[str], logits: np.ndarray, labels: np.ndarray,
             votes = None if fake_votes is None else {k: (fake_votes[v][y[v] == 0], fake_votes[v][y[v] == 1]) for k, v in sets.items()}
             rule.levels = fit_evidence_levels(by_real, by_fake, pairs, votes=votes)
     return rule
+
+
+# -- clip rules: one level for a clip, fitted and given meaning on clips -------------------------------------
+CLIP_RULES = {
+    "mean": "the mean of the frames' ensemble probabilities",
+    "trimmed": "the mean of the frames' ensemble probabilities without the highest and lowest quarter",
+    "share": "the share of frames at or above the frame threshold (the faces' own \"leaning fake\" edge)",
+    "pool": "a small logistic pool (weights >= 0) over the frames' mean logit, share past the frame threshold and "
+            "90th-percentile logit",
+}
+TRIM = 0.25  # share cut from each end by the trimmed mean (4 of 16 frames each side)
+
+
+def _trimmed_mean(values: np.ndarray, trim: float) -> float:
+    v = np.sort(values)
+    cut = int(math.floor(trim * len(v)))
+    return float(v[cut : len(v) - cut].mean()) if len(v) > 2 * cut else float(v.mean())
+
+
+def _pool_features(probabilities: np.ndarray, frame_threshold: float) -> np.ndarray:
+    z = logit(np.clip(probabilities, 1e-6, 1 - 1e-6))
+    return np.array([z.mean(), float(np.mean(probabilities >= frame_threshold)), np.quantile(z, 0.9)])
+
+
+@dataclass
+class ClipRule:
+    """How a clip's frames become one score, and that score's five levels fitted on clips.
+
+    rule: one of :data:`CLIP_RULES`; its input is the ensemble probability of each sampled frame's face (the
+        most suspicious face of the frame, as the timeline shows it).
+    frame_threshold: for ``share`` and ``pool``, the frame probability at or above which a frame counts.
+    weights, intercept: the ``pool`` rule's logistic weights (over :func:`_pool_features`).
+    levels: the five levels on the clip score, fitted on validation clips; ``levels.meaning`` is what each level
+        meant there: the share of fake clips at it (every fake family against the real clips at even odds), and
+        ``faces`` counts clips. None: the score has no levels (the clip then takes the faces' levels).
+    """
+
+    rule: str
+    frame_threshold: float = 0.5
+    trim: float = TRIM
+    weights: list[float] | None = None
+    intercept: float = 0.0
+    levels: EvidenceLevels | None = None
+    method: str = ""
+
+    def score(self, probabilities) -> float:
+        p = np.asarray([q for q in probabilities if q is not None and math.isfinite(q)], dtype=np.float64)
+        if not p.size:
+            raise ValueError("no frame scores to make a clip score from")
+        if self.rule == "mean":
+            return float(p.mean())
+        if self.rule == "trimmed":
+            return _trimmed_mean(p, self.trim)
+        if self.rule == "share":
+            return float(np.mean(p >= self.frame_threshold))
+        if self.rule == "pool":
+            return float(expit(self.intercept + _pool_features(p, self.frame_threshold) @ np.asarray(self.weights)))
+        raise ValueError(f"unknown clip rule {self.rule!r}; choose from {', '.join(CLIP_RULES)}")
+
+    def level(self, score: float | None) -> str | None:
+        return None if self.levels is None else self.levels.level(score)
+
+    @property
+    def meanings(self) -> dict[str, dict] | None:
+        return None if self.levels is None else self.levels.meaning
+
+    @classmethod
+    def fit_pool(cls, per_clip: list[np.ndarray], labels: np.ndarray, frame_threshold: float) -> "ClipRule":
+        x = np.stack([_pool_features(np.asarray(p), frame_threshold) for p in per_clip])
+        weights, intercept = fit_nonnegative_logistic(x, np.asarray(labels), c=1.0)
+        return cls("pool", frame_threshold=frame_threshold, weights=[float(w) for w in weights], intercept=intercept)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"rule": self.rule, "frame_threshold": float(self.frame_threshold), "trim": float(self.trim), "method": self.method}
+        if self.weights is not None:
+            out.update(weights=[float(w) for w in self.weights], intercept=float(self.intercept))
+        if self.levels is not None:
+            out["levels"] = self.levels.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ClipRule":
+        rule = str(data["rule"])
+        if rule not in CLIP_RULES:
+            raise ValueError(f"unknown clip rule {rule!r}")
+        return cls(rule, frame_threshold=float(data.get("frame_threshold", 0.5)), trim=float(data.get("trim", TRIM)),
+                   weights=[float(w) for w in data["weights"]] if data.get("weights") is not None else None,
+                   intercept=float(data.get("intercept", 0.0)),
+                   levels=EvidenceLevels.from_dict(data["levels"]) if data.get("levels") else None, method=str(data.get("method", "")))
+
+
+def fit_clip_rule(rule: str, per_clip: list[np.ndarray], labels: np.ndarray, sources: np.ndarray, families: np.ndarray,
+                  frame_threshold: float = 0.5) -> ClipRule:
+    """A clip rule and its levels fitted on clips: ``per_clip`` holds each clip's frame probabilities (its
+    frames' ensemble probabilities), ``sources`` each clip's source (reals are guarded per source) and
+    ``families`` each clip's fake family. The levels are :func:`fit_evidence_levels` on clip scores with no
+    corroboration (every frame has already had its detectors' say): "likely fake" calls at most 5 % of every
+    real source's clips fake, "likely real" misses at most 10 % of every family's fake clips, the leans are right
+    at least 75 % of the time; each level's meaning is the share of fake clips at it, each family against all
+    real clips at even odds."""
+    labels = np.asarray(labels)
+    clip_rule = (ClipRule.fit_pool(per_clip, labels, frame_threshold) if rule == "pool"
+                 else ClipRule(rule, frame_threshold=frame_threshold))
+    scores = np.array([clip_rule.score(p) for p in per_clip])
+    reals = {s: scores[(labels == 0) & (sources == s)] for s in sorted(set(sources[labels == 0].tolist()))}
+    fakes = {f: scores[(labels == 1) & (families == f)] for f in sorted(set(families[labels == 1].tolist()))}
+    sets = {family: (scores[labels == 0], fake) for family, fake in fakes.items()}
+    clip_rule.levels = fit_evidence_levels(reals, fakes, sets)
+    clip_rule.levels.method = clip_rule.levels.method.replace("validation faces", "validation clips").replace(
+        "fake family's", "fake family's clips")
+    clip_rule.method = f"clip score: {CLIP_RULES[rule]}" + (f" (frame threshold {frame_threshold:.3f})" if rule in ("share", "pool") else "")
+    return clip_rule

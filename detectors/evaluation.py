@@ -1,8 +1,10 @@
 """``python -m detectors evaluate``: detectors on a folder laid out ``real/`` and ``fake/`` (images or videos).
 
 Every file goes through the app's own path (decode, MTCNN, crop, each detector's preprocessing). Frame level:
-one score per image or sampled video frame (its most confident face). Video level: the mean of a video's
+one score per image (its most confident face) or sampled video frame (its speaker, the largest face). Video level: the mean of a video's
 frame probabilities (DeepfakeBench's convention). Files or frames without a face are counted, not scored.
+Clip level (the ensemble, when videos were scored): each clip's level as the app gives it (the ensemble's clip
+rule, fitted on clips), the clips' AUC, and per source the share of clips at each level.
 Per source (the first sub-folder under ``real/`` or ``fake/``, as ``export-heldout`` writes them): the share of
 frames each scorer calls fake, uncertain and real at its shipped thresholds (the ensemble's verdict from its
 evidence level, as in the app) and, for the ensemble, the share of each of the five levels; for a fake source
@@ -135,6 +137,8 @@ def summarise(scored: Scored, scorers: Sequence) -> dict:
         if "video" in scored.kinds:
             video_scores = np.array([probabilities[groups == g].mean() for g in range(len(scored.kinds))])
             entry["video"] = binary_metrics(np.array(scored.file_labels), video_scores, threshold).to_dict()
+            if name in levels:
+                entry["clips"] = clip_summary(scored, scorer, probabilities)
         entry["sources"] = {}
         for source in dict.fromkeys(sources.tolist()):
             chosen = sources == source
@@ -154,6 +158,35 @@ def summarise(scored: Scored, scorers: Sequence) -> dict:
                 row["auc_vs_other_reals"] = round(binary_metrics(chosen[chosen | others].astype(int), probabilities[chosen | others]).auc, 4)
             entry["sources"][source] = row
         result["scorers"][name] = entry
+    return result
+
+
+def clip_summary(scored: Scored, scorer, probabilities: np.ndarray) -> dict:
+    """The clips' own verdicts, as the app gives a clip its level: the scorer's clip rule (``ClipRule``: a score of
+    the frames' probabilities, levels fitted on clips) or without one the level of the frames' mean probability.
+    Clip-level AUC over all clips, and per source its clips, the share of each level and, for a fake source, its
+    AUC against all real clips."""
+    rule = getattr(scorer, "clip", None)
+    rule = rule if rule is not None and rule.levels is not None else None
+    groups, sources = np.array(scored.groups), _source_keys(scored.sources, scored.labels)
+    clips = [g for g, kind in enumerate(scored.kinds) if kind == "video"]
+    labels = np.array([scored.file_labels[g] for g in clips])
+    source_of = np.array([sources[int(np.flatnonzero(groups == g)[0])] for g in clips])
+    frames = [probabilities[groups == g] for g in clips]
+    scores = np.array([rule.score(f) if rule else float(f.mean()) for f in frames])
+    said = np.array([rule.level(s) if rule else scorer.level(float(s)) for s in scores], dtype=object)
+    result = {"rule": rule.rule if rule else "mean (no clip rule: the faces' levels)", "clips": len(clips)}
+    if len(set(labels.tolist())) == 2:
+        result["auc"] = round(binary_metrics(labels, scores).auc, 4)
+    result["sources"] = {}
+    for source in dict.fromkeys(source_of.tolist()):
+        chosen = source_of == source
+        row = {"label": "fake" if labels[chosen][0] else "real", "clips": int(chosen.sum()),
+               "levels": {level: round(float(np.mean(said[chosen] == level)), 4) for level in LEVELS}}
+        if labels[chosen][0] == 1 and (labels == 0).any():
+            against = chosen | (labels == 0)
+            row["auc"] = round(binary_metrics(labels[against], scores[against]).auc, 4)
+        result["sources"][source] = row
     return result
 
 

@@ -201,15 +201,56 @@ class FaceCropper:
         return self.crops_batch([image], size)[0]
 
 
-def first_faces(path, cropper: FaceCropper, frames: int, size: int) -> tuple[str, list[FaceCrop | None]]:
-    """(kind, the most confident face of the picture, or of each of ``frames`` frames sampled from the clip):
-    what evaluation scores and training caches, cut the way the app cuts them. None where there is no face.
-    InputError for a file that cannot be read."""
+def cover_regions(image: np.ndarray, regions: Sequence[Sequence[float]]) -> np.ndarray:
+    """``image`` with each region (``x0, y0, x1, y1`` in fractions of its size) painted over with the rows next to
+    it, mirrored: the band above for a region in the lower half, below for one in the upper half. For a
+    generator's overlay (a watermark) in training data: what stays is the scene around it, not a flat patch that
+    would be a mark of its own."""
+    if not regions:
+        return image
+    out = np.array(image, copy=True)
+    height, width = out.shape[:2]
+    for x0, y0, x1, y1 in regions:
+        left, right = int(round(x0 * width)), int(round(x1 * width))
+        top, bottom = int(round(y0 * height)), int(round(y1 * height))
+        rows = bottom - top
+        if rows <= 0 or right <= left:
+            continue
+        if top >= height - bottom:  # lower half: mirror the band above it downwards
+            band = out[max(0, top - rows) : top, left:right][::-1]
+        else:
+            band = out[bottom : min(height, bottom + rows), left:right][::-1]
+        reps = int(np.ceil(rows / max(1, len(band))))
+        out[top:bottom, left:right] = np.concatenate([band] * reps)[:rows] if len(band) else out[top:bottom, left:right]
+    return out
+
+
+def speaker(faces: Sequence[Face]) -> Face | None:
+    """The face a clip is about: the largest (the most confident among equals). A talking-head generator may
+    show a second, smaller face: FLOAT insets its reference photo in a corner of every frame, a sharp still
+    that MTCNN can find more confidently than the moving face it is there to explain."""
+    if not faces:
+        return None
+    return max(faces, key=lambda face: ((face.box[2] - face.box[0]) * (face.box[3] - face.box[1]), face.score))
+
+
+def speaker_crop(crops: Sequence[FaceCrop]) -> FaceCrop | None:
+    """The crop of the speaker (:func:`speaker`) among one frame's crops (:meth:`FaceCropper.crops_batch`)."""
+    face = speaker([crop.face for crop in crops])
+    return next((crop for crop in crops if crop.face is face), None)
+
+
+def first_faces(path, cropper: FaceCropper, frames: int, size: int,
+                cover: Sequence[Sequence[float]] = ()) -> tuple[str, list[FaceCrop | None]]:
+    """(kind, the most confident face of the picture, or the speaker (:func:`speaker`) of each of ``frames``
+    frames sampled from the clip): what evaluation scores and training caches, cut the way the app cuts them.
+    ``cover``: regions of a clip's frames painted over first (:func:`cover_regions`; training data only).
+    None where there is no face. InputError for a file that cannot be read."""
     from .media import Picture, detect_kind, sample_frames
 
     kind = detect_kind(path)
     if kind == "image":
         crops, _ = cropper.crops_of(Picture(path), size)
         return kind, [crops[0] if crops else None]
-    per_frame = cropper.crops_batch([frame.image for frame in sample_frames(path, frames)], size)
-    return kind, [crops[0] if crops else None for crops in per_frame]
+    images = [cover_regions(frame.image, cover) for frame in sample_frames(path, frames)]
+    return kind, [speaker_crop(crops) for crops in cropper.crops_batch(images, size)]

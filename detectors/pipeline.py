@@ -7,7 +7,9 @@ Verdicts come from each detector's calibrated thresholds and from the fitted ens
 bare 0.5. Every face, picture and clip gets an evidence ``level`` (likely fake, leaning fake, uncertain, leaning
 real, likely real: the ensemble rule's levels, each with its measured meaning, see
 ``calibration.EvidenceLevels``) and the three-way ``verdict`` beside it (fake only at "likely fake", real only at
-"likely real"); a clip's level comes from its aggregated probability and its frames (``calibration.clip_level``).
+"likely real"); a clip's level comes from the ensemble's clip rule when it has one (``calibration.ClipRule``: a
+score of the frames' ensemble probabilities and levels fitted on clips), else from its aggregated probability
+and its frames (``calibration.clip_level``).
 Without a fitted rule the ensemble is the mean probability and the verdict a strict majority.
 """
 from __future__ import annotations
@@ -267,9 +269,22 @@ class Analyzer:
                 summary.logits[detector.name] = float(logit(np.clip(aggregate(values, rule, low, high), 1e-7, 1 - 1e-7)))
         self._decide(summary)
         if summary.logits:
-            summary.level = clip_level(summary.level, [t.level for t in tops])
+            rule = self.clip_rule
+            frame_probabilities = [t.ensemble for t in tops if t.ensemble is not None]
+            if rule is not None and frame_probabilities:
+                # the clip's own score and levels, fitted and given their meaning on clips
+                summary.ensemble = rule.score(frame_probabilities)
+                summary.level = rule.level(summary.ensemble)
+            else:
+                summary.level = clip_level(summary.level, [t.level for t in tops])
             summary.verdict = level_verdict(summary.level)
         return summary
+
+    @property
+    def clip_rule(self):
+        """The ensemble's clip rule with levels (``calibration.ClipRule``), or None."""
+        rule = getattr(self.ensemble, "clip", None)
+        return rule if rule is not None and rule.levels is not None else None
 
     # -- records -------------------------------------------------------------------------------------------
     def scan(self, path: str | os.PathLike, frames: int = 16, rule: AggregationRule = "mean") -> records.ScanRecord:
@@ -333,14 +348,15 @@ class Analyzer:
             analysis = {}
             if item.error is None:
                 analysis = self.image_record(reports[0]) if item.kind == "image" else self.video_record(item.frames, reports, rule)
-                analysis["level_meaning"] = self.level_meaning(analysis["level"])
+                analysis["level_meaning"] = self.level_meaning(analysis["level"], clip=item.kind == "video")
             yield records.scan_record(path=printable(str(item.path)), kind=item.kind, error=item.error,
                                       provenance=item.provenance, **analysis)
 
-    def level_meaning(self, level: str | None) -> dict | None:
+    def level_meaning(self, level: str | None, clip: bool = False) -> dict | None:
         """What ``level`` meant on validation (share of fakes overall and per held-out set), from the ensemble
-        rule; None without a level or a rule with levels."""
-        meanings = getattr(self.ensemble, "meanings", None)
+        rule; for a clip (``clip``) with a clip rule, what the clip level meant on validation clips (share of fake
+        clips). None without a level or a rule with levels."""
+        meanings = self.clip_rule.meanings if clip and self.clip_rule is not None else getattr(self.ensemble, "meanings", None)
         return meanings.get(level) if meanings and level else None
 
     @staticmethod
@@ -370,6 +386,9 @@ class Analyzer:
             "verdict": summary.verdict if summary else "no-face",
             "level": summary.level if summary else None,
             "aggregation": rule,
+            # the clip's level: from the fitted clip rule (its score is "ensemble"), or None: the faces' levels
+            "clip_rule": ({"rule": self.clip_rule.rule, "method": self.clip_rule.method}
+                          if summary and self.clip_rule is not None else None),
             "frames": [
                 records.frame_entry(
                     index=frame.index,

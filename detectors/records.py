@@ -94,6 +94,11 @@ def _level_meaning_type():
     return pa.struct([("fake_share", pa.float64()), ("by_set", _scores_type()), ("faces", pa.int64())])
 
 
+def _clip_rule_type():
+    pa = _arrow()
+    return pa.struct([("rule", pa.string()), ("method", pa.string())])
+
+
 RECORD_FIELDS: tuple[Field, ...] = (
     Field("path", "the input file", carried="scan", arrow=lambda: _arrow().string(), json_type=str),
     Field("kind", "`image` or `video` (decided by content, not by extension); `null` when unreadable",
@@ -116,8 +121,10 @@ RECORD_FIELDS: tuple[Field, ...] = (
           arrow=lambda: _arrow().string(), json_type=str | None),
     Field("level_meaning", "what that level meant on validation: `fake_share` (share of fakes among validation faces "
           "at that level, every held-out set alike at even odds of real and fake), `by_set` (the same per held-out "
-          "set: `gan`, `faceswap`, `diffusion`, `unseen diffusion`, `unseen gan`, `self-blended`), `faces` "
-          "(validation faces at that level)", arrow=_level_meaning_type, json_type=dict | None),
+          "set: `gan`, `faceswap`, `diffusion`, `unseen diffusion`, `unseen gan`, `self-blended`, and `reenactment`, "
+          "`unseen reenactment` for a rule fitted with the talking-head sources), `faces` "
+          "(validation faces at that level); for a video with a `clip_rule`, what the clip level meant on validation clips",
+          arrow=_level_meaning_type, json_type=dict | None),
     Field("provenance", "what the file declares about its origin, read even when its pixels cannot be: `found`; "
           "`kind` (where the leading statement comes from: `c2pa`, `xmp`, `iptc`, `png-text`, `exif`, or `null`); "
           "`declares` (`generated`, `composite`, `enhanced`, `captured`, `other` or `null`, from the whole manifest "
@@ -135,8 +142,13 @@ RECORD_FIELDS: tuple[Field, ...] = (
           "credit lines and the one that declares AI (`ai_credit`), generator text previews); `notes` (what could "
           "not be read, in words). Never part of `scores` or `ensemble`. Parquet: JSON text",
           json_type=dict | None),
-    Field("aggregation", "the rule that made the frames one score: `mean` or `confident`", carried="video",
+    Field("aggregation", "the rule that made the frames one score per detector (`scores`; also `ensemble` and `level` "
+          "when `clip_rule` is `null`): `mean` or `confident`", carried="video",
           arrow=lambda: _arrow().string(), json_type=str),
+    Field("clip_rule", "`{rule, method}` of the clip rule that gave the clip its `ensemble` score and `level` (fitted on "
+          "validation clips; `level_meaning` is then the clip level's meaning: `fake_share` of validation clips, `faces` "
+          "counts clips, `by_set` is per fake family), or `null`: the faces' levels of the aggregated probability", carried="video",
+          arrow=_clip_rule_type, json_type=dict | None),
     Field("frames", "per sampled frame, one entry (below)", carried="video",
           arrow=lambda: _arrow().list_(_struct(FRAME_FIELDS)), json_type=list),
 )

@@ -152,10 +152,22 @@ class EnsembleScorer:
     def threshold(self) -> float:
         return self.rule.calibration.decision
 
+    @property
+    def clip(self):
+        """How a clip's frames make one level, fitted on clips (``calibration.ClipRule``); None when the rule has
+        none (a clip then takes the level of its frames' mean, with the faces' levels)."""
+        return self.rule.clip
+
+
+ENSEMBLE_VARIABLE = "DEEPFAKE_ENSEMBLE"  # a refitted rule to try before shipping it (not checked against the manifest)
+
 
 def load_ensemble(members: Sequence[LoadedDetector], path: Path | None = None) -> EnsembleScorer | None:
-    """The ensemble rule shipped beside the checkpoints, or None when it has not been fitted yet or the shipped
-    file does not match its pinned sha256 (the pipeline then falls back to the mean and a majority vote)."""
+    """The ensemble rule shipped beside the checkpoints (or the file ``$DEEPFAKE_ENSEMBLE`` names), or None when
+    it has not been fitted yet or the shipped file does not match its pinned sha256 (the pipeline then falls
+    back to the mean and a majority vote)."""
+    if path is None and os.environ.get(ENSEMBLE_VARIABLE):
+        path = Path(os.environ[ENSEMBLE_VARIABLE])
     shipped = path is None
     path = path or ASSETS / ENSEMBLE_FILE
     if shipped and path.is_file():

@@ -18,6 +18,7 @@ import gradio as gr
 import numpy as np
 
 from . import about, explain, models, provenance, records, registry, views
+from .calibration import CLIP_RULES
 from .media import DEFAULT_LIMITS, InputError, Picture, browser_playable, browser_preview, detect_kind, probe_video, sample_frames
 from .pipeline import AGGREGATION_RULES, Analyzer, FaceResult, ImageReport, detector_workers
 from .robustness import probe
@@ -155,8 +156,12 @@ def agreement(face: FaceResult) -> tuple[int, int]:
     return verdicts.count(side), len(verdicts)
 
 
-def level_meanings() -> dict[str, dict] | None:
-    """Each level's measured meaning on validation, from the shipped ensemble rule (None without one)."""
+def level_meanings(clip: bool = False) -> dict[str, dict] | None:
+    """Each level's measured meaning on validation, from the shipped ensemble rule (None without one); for a clip
+    (``clip``), the clip levels' meaning on validation clips when the rule has a clip rule."""
+    rule = analyzer().clip_rule
+    if clip and rule is not None:
+        return rule.meanings
     return getattr(analyzer().ensemble, "meanings", None)
 
 
@@ -283,12 +288,23 @@ def analyse_image(path: str | None, whole_image_if_no_face: bool = False, with_c
     return (summary, *_face_outputs(face_views, index, with_cam), record, face_views)
 
 
-def _headline(top: FaceResult | None) -> dict | None:
+def _headline(top: FaceResult | None, clip: bool = False) -> dict | None:
+    """The summary's headline for a face, or for a clip's summary (``clip``): with a clip rule, the clip's score,
+    level and what the clip levels meant on validation clips."""
     if top is None or top.ensemble is None:
         return None
     agree, total = agreement(top)
-    return {"verdict": top.verdict, "level": top.level, "probability": top.ensemble, "agree": agree, "total": total,
-            "meanings": level_meanings(), "set_names": views.SET_TITLES}
+    headline = {"verdict": top.verdict, "level": top.level, "probability": top.ensemble, "agree": agree, "total": total,
+                "meanings": level_meanings(clip), "set_names": views.SET_TITLES}
+    rule = analyzer().clip_rule
+    if clip and rule is not None:
+        headline.update(unit="clips", score_name=CLIP_SCORE_NAMES.get(rule.rule, "clip score"))
+    return headline
+
+
+# What the headline calls a clip's score under each clip rule (calibration.CLIP_RULES)
+CLIP_SCORE_NAMES = {"mean": "mean P(fake) of its frames", "trimmed": "trimmed mean P(fake) of its frames",
+                    "share": "share of frames leaning fake", "pool": "clip P(fake)"}
 
 
 def _cards(faces: list[FaceResult], face_views: list[FaceView]) -> list[dict]:
@@ -359,7 +375,7 @@ def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", w
             tops.append((report.top.suspicion, len(face_views) + report.top_index))
         face_views += frame_views
     analysis = analyzer().video_record(frames, reports, rule)
-    record = records.api_record(kind="video", **analysis, level_meaning=analyzer().level_meaning(analysis["level"]),
+    record = records.api_record(kind="video", **analysis, level_meaning=analyzer().level_meaning(analysis["level"], clip=True),
                                 provenance=provenance.report(path))
     with_face = sum(bool(r.faces) for r in reports)
     summary_face = analyzer().video_summary(reports, rule)
@@ -367,9 +383,12 @@ def analyse_video(path: str | None, frame_count: int = 16, rule: str = "mean", w
     if summary_face is None:
         summary = views.notice_html("No face found", f"None of the {_count(len(frames), 'sampled frame')} shows a face the detector is sure of (confidence >= 0.9).")
     else:
-        note = (f"{_count(len(frames), 'frame')} sampled, a face in {with_face}. Aggregation: <b>{rule}</b>: {AGGREGATION_RULES[rule]}. "
-                f"Below: the most suspicious frame's face.")
-        summary = views.verdict_cards_html([], headline=_headline(summary_face), note=note)
+        clip_rule = analyzer().clip_rule
+        level_from = (f"The clip's level: {CLIP_RULES[clip_rule.rule]}, on levels fitted on validation clips. "
+                      f"Each detector's own row: " if clip_rule is not None else "")
+        note = (f"{_count(len(frames), 'frame')} sampled, a face in {with_face}. {level_from}Aggregation: <b>{rule}</b>: "
+                f"{AGGREGATION_RULES[rule]}. Below: the most suspicious frame's face.")
+        summary = views.verdict_cards_html([], headline=_headline(summary_face, clip=True), note=note)
     names = _display_names()
     series = {d.name: [r.top.scores.get(d.name) if r.top else None for r in reports] for d in analyzer().detectors}
     if analyzer().detectors:

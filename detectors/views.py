@@ -173,7 +173,8 @@ _WORDS = {"fake": "Likely fake", "real": "Likely real", "uncertain": "Uncertain"
           "likely fake": "Likely fake", "leaning fake": "Leaning fake", "leaning real": "Leaning real", "likely real": "Likely real"}
 # How the page names each held-out set (``training.heldout``) when it says what a level meant on it.
 SET_TITLES = {"gan": "StyleGAN", "faceswap": "DFDC swaps", "diffusion": "diffusion", "unseen diffusion": "unseen diffusion",
-              "unseen gan": "unseen StyleGAN2 (web)", "self-blended": "self-blended"}
+              "unseen gan": "unseen StyleGAN2 (web)", "self-blended": "self-blended", "reenactment": "talking heads",
+              "unseen reenactment": "unseen talking heads (FLOAT, SadTalker)"}
 SCALE = ("likely real", "leaning real", "uncertain", "leaning fake", "likely fake")  # left to right in the page
 
 
@@ -192,8 +193,9 @@ def _share(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
-def level_meaning_text(level: str, meaning: dict | None, set_names: dict[str, str] | None = None) -> str:
-    """One sentence: how often faces at this level were fake on validation (overall and per held-out set)."""
+def level_meaning_text(level: str, meaning: dict | None, set_names: dict[str, str] | None = None, unit: str = "faces") -> str:
+    """One sentence: how often faces (or clips: ``unit``) at this level were fake on validation (overall and per
+    held-out set)."""
     if not meaning or meaning.get("fake_share") is None:
         return "This level has no validation measurement."
     names = set_names or {}
@@ -201,8 +203,10 @@ def level_meaning_text(level: str, meaning: dict | None, set_names: dict[str, st
     share = meaning["fake_share"]
     # a level says how often it was right about its own side; "uncertain" gives its share of fakes
     lean = f"real {1 - share:.0%} of the time" if level.endswith("real") else f"fake {share:.0%} of the time"
-    return (f'<span class="level-meaning">On validation faces (sources never trained on included, real and fake at even odds), '
-            f'this level was {lean}' + (f" (share fake by set: {per_set})" if per_set else "") + ".</span>")
+    count = f"{meaning['faces']} " if unit == "clips" and meaning.get("faces") is not None else ""
+    return (f'<span class="level-meaning" data-unit="{escape(unit)}">On validation {unit} (sources never trained on included, '
+            f'real and fake at even odds), this level was {lean}' + (f" (share fake by set: {per_set})" if per_set else "")
+            + (f"; {count}validation clips were at it" if count else "") + ".</span>")
 
 
 def level_share_text(level: str, share: float | None) -> str:
@@ -212,9 +216,9 @@ def level_share_text(level: str, share: float | None) -> str:
     return f"{1 - share:.0%} real" if level.endswith("real") else f"{share:.0%} fake"
 
 
-def level_scale_html(level: str | None, meanings: dict[str, dict] | None) -> str:
-    """The five levels left to right, the face's level marked, each with how often validation faces at that
-    level were what it leans to."""
+def level_scale_html(level: str | None, meanings: dict[str, dict] | None, unit: str = "faces") -> str:
+    """The five levels left to right, the face's (or clip's: ``unit``) level marked, each with how often
+    validation faces (clips) at that level were what it leans to."""
     cells = []
     for name in SCALE:
         colour, background = _TONES[name]
@@ -222,7 +226,7 @@ def level_scale_html(level: str | None, meanings: dict[str, dict] | None) -> str
         active = name == level
         border = f"2px solid {colour}" if active else "1px solid #d0d5dd"
         cells.append(f'<div class="level-step{" active" if active else ""}" data-level="{name}" title="{_WORDS[name]}: '
-                     f'{level_share_text(name, share)} among validation faces at this level" style="flex:1;min-width:72px;text-align:center;'
+                     f'{level_share_text(name, share)} among validation {unit} at this level" style="flex:1;min-width:72px;text-align:center;'
                      f'border:{border};background:{background if active else "#fff"};border-radius:6px;padding:3px 4px;'
                      f'font-weight:{700 if active else 400}"><span style="color:{colour}">{_WORDS[name]}</span>'
                      f'<br><small>{level_share_text(name, share)}</small></div>')
@@ -240,11 +244,11 @@ def verdict_cards_html(cards: list[dict], headline: dict | None, note: str = "")
         parts.append(
             f'<div class="ensemble-verdict" data-level="{escape(level)}" style="border-left:6px solid {colour};background:{background};'
             f'padding:10px 14px;border-radius:8px">'
-            f'<div style="font-size:1.4em;font-weight:700;color:{colour}">Ensemble: {_WORDS.get(level, escape(level))}'
-            f' <span style="font-weight:400">· P(fake) {headline["probability"]:.0%}</span></div>'
-            f'<div>{level_meaning_text(level, meaning, headline.get("set_names"))}</div>'
+            f'<div style="font-size:1.4em;font-weight:700;color:{colour}">Ensemble{", whole clip" if headline.get("unit") == "clips" else ""}: {_WORDS.get(level, escape(level))}'
+            f' <span style="font-weight:400">· {escape(headline.get("score_name", "P(fake)"))} {headline["probability"]:.0%}</span></div>'
+            f'<div>{level_meaning_text(level, meaning, headline.get("set_names"), headline.get("unit", "faces"))}</div>'
             f'<div>{_agreement(headline["agree"], headline["total"])}</div>'
-            + (level_scale_html(level, headline.get("meanings")) if headline.get("meanings") else "")
+            + (level_scale_html(level, headline.get("meanings"), headline.get("unit", "faces")) if headline.get("meanings") else "")
             + "</div>"
         )
     if note:

@@ -30,8 +30,8 @@ def start_app(tmp_path_factory):
 
     started = []
 
-    def start(*args: str):
-        app = launch_app(tmp_path_factory.mktemp("app"), args)
+    def start(*args: str, env: dict[str, str] | None = None):
+        app = launch_app(tmp_path_factory.mktemp("app"), args, env=env)
         started.append(app)
         return app
 

@@ -91,14 +91,15 @@ class RunningApp:
             self.process.kill()
 
 
-def launch_app(folder: Path, args=(), timeout: float = 240.0) -> RunningApp:
+def launch_app(folder: Path, args=(), timeout: float = 240.0, env: dict[str, str] | None = None) -> RunningApp:
+    """``python app.py`` on a free loopback port, with its own HOME and TMPDIR and ``env`` added to the environment."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     home, temp = folder / "home", folder / "tmp"
     home.mkdir()
     temp.mkdir()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HOME": str(home), "TMPDIR": str(temp)}
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HOME": str(home), "TMPDIR": str(temp), **(env or {})}
     env.pop("GRADIO_TEMP_DIR", None)
     env.pop("GRADIO_EXAMPLES_CACHE", None)
     log = folder / "app.log"

@@ -12,6 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from detectors import registry
@@ -140,6 +141,70 @@ def test_video_tab(browser, app_url, face_mp4):
     assert not _alarms(page)
     _screenshots(page, "video")
     page.close()
+
+
+# A clip rule whose levels put every clip at "leaning fake" (edges 1.01 / 0.0), each level with its own share, so
+# the page can only show this level and this sentence if the clip's level comes from the clip rule.
+CLIP_MEANINGS = {level: {"fake_share": share, "by_set": {"reenactment": share}, "faces": 9}
+                 for level, share in zip(("likely fake", "leaning fake", "uncertain", "leaning real", "likely real"),
+                                         (0.93, 0.71, 0.5, 0.29, 0.07))}
+
+
+@pytest.fixture(scope="module")
+def clip_rule_app(start_app, tmp_path_factory):
+    """The app with the shipped ensemble rule plus a clip rule (``$DEEPFAKE_ENSEMBLE``)."""
+    from detectors.calibration import ClipRule, EvidenceLevels
+
+    rule = json.loads((registry.ASSETS / registry.ENSEMBLE_FILE).read_text())
+    rule["clip"] = ClipRule("trimmed", levels=EvidenceLevels(1.01, 0.0, 0.0, 0.0, CLIP_MEANINGS, "test", corroboration=0)).to_dict()
+    path = tmp_path_factory.mktemp("rule") / "ensemble.json"
+    path.write_text(json.dumps(rule))
+    return start_app(env={registry.ENSEMBLE_VARIABLE: str(path)}).url
+
+
+@pytest.fixture(scope="module")
+def talking_mp4(tmp_path_factory, astronaut):
+    """A head moving a little in front of the camera for 3 s (the public-domain portrait, shifted and zoomed)."""
+    from PIL import Image
+
+    from detectors.media import encode_video
+
+    def frame(i: int):
+        zoom = 1.0 + 0.04 * np.sin(i / 5)
+        side = int(440 / zoom)
+        x0, y0 = 20 + int(12 * np.sin(i / 7)), 10 + int(6 * np.cos(i / 4))
+        return np.asarray(Image.fromarray(astronaut).crop((x0, y0, x0 + side, y0 + side)).resize((320, 320)))
+
+    return encode_video(tmp_path_factory.mktemp("talking") / "talking.mp4", (frame(i) for i in range(45)), fps=15)
+
+
+def test_a_talking_clip_gets_the_clip_rule_s_level_its_sentence_and_the_timeline(browser, clip_rule_app, talking_mp4):
+    page = _open(browser, clip_rule_app, "Video")
+    text = _analyse(page, "video", talking_mp4)
+    verdict = page.locator("#video-summary .ensemble-verdict")
+    assert verdict.get_attribute("data-level") == "leaning fake" and "whole clip: Leaning fake" in text
+    assert "trimmed mean P(fake) of its frames" in text
+    sentence = page.locator("#video-summary .level-meaning").inner_text()
+    assert "On validation clips" in sentence and "fake 71% of the time" in sentence and "9 validation clips" in sentence
+    scale = page.locator("#video-summary .level-scale .level-step")
+    assert scale.count() == 5 and page.locator('#video-summary .level-step.active').get_attribute("data-level") == "leaning fake"
+    assert "71% fake" in page.locator('#video-summary .level-step.active').inner_text()
+    assert "The clip's level:" in text  # the note says where the level came from
+    timeline = page.locator(".js-plotly-plot .gtitle", has_text="per sampled frame")
+    timeline.first.wait_for(timeout=30_000)
+    assert page.locator(".js-plotly-plot .legendtext", has_text="Ensemble").count() >= 1  # the frames' ensemble line
+    assert not _alarms(page)
+    _screenshots(page, "video-clip-rule")
+    page.close()
+
+
+def test_the_clip_record_carries_the_clip_rule_and_the_clip_level_s_meaning(clip_rule_app, talking_mp4):
+    from gradio_client import Client, handle_file
+
+    client = Client(clip_rule_app, verbose=False)
+    report = client.predict(handle_file(str(talking_mp4)), 8, "mean", False, api_name="/detect_video")[-1]
+    assert report["level"] == "leaning fake" and report["clip_rule"]["rule"] == "trimmed"
+    assert report["level_meaning"]["fake_share"] == 0.71 and len(report["frames"]) == 8
 
 
 def test_provenance_panel_for_a_signed_picture(browser, app_url, tmp_path, astronaut):

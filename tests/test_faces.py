@@ -57,3 +57,45 @@ def test_whole_image_crop_keeps_aspect_by_padding():
     crop = whole_image_crop(np.full((50, 100, 3), 255, np.uint8), 64)
     assert crop.face is None and crop.image.shape == (64, 64, 3)
     assert crop.image[:10].max() < 30 and crop.image[32].min() > 200
+
+
+def inset_frame(astronaut: np.ndarray) -> np.ndarray:
+    """A talking-head frame as FLOAT makes them: the speaker large but soft, and a sharp copy of the reference
+    photo inset in the lower left corner, which MTCNN finds more confidently than the speaker."""
+    from PIL import ImageEnhance, ImageFilter
+
+    soft = Image.fromarray(astronaut).resize((640, 640)).filter(ImageFilter.GaussianBlur(4))
+    frame = np.asarray(ImageEnhance.Contrast(soft).enhance(0.5)).copy()
+    frame[-141:, :120] = np.asarray(Image.fromarray(astronaut).crop((140, 20, 310, 220)).resize((120, 141)))
+    return frame
+
+
+def test_a_clip_s_cached_face_is_the_speaker_not_the_sharper_inset(cropper, astronaut, tmp_path):
+    from detectors.faces import first_faces, speaker
+    from detectors.media import encode_video
+
+    frame = inset_frame(astronaut)
+    faces = cropper.detect(frame)
+    assert len(faces) == 2 and faces[0].box[1] > 500  # the inset is found, and found first (most confident)
+    assert speaker(faces) is faces[1] and speaker([]) is None
+    clip = encode_video(tmp_path / "inset.mp4", [frame] * 10, fps=5)
+    kind, crops = first_faces(clip, cropper, 3, 256)
+    assert kind == "video" and len(crops) == 3
+    for crop in crops:  # every cached frame is cut around the speaker's face (x 220-325, y 80-210)
+        x0, y0, side = crop.region
+        assert 200 < x0 + side / 2 < 340 and 100 < y0 + side / 2 < 200 and side > 120
+
+
+def test_a_covered_overlay_is_gone_and_the_rest_of_the_frame_untouched(astronaut):
+    from detectors.faces import cover_regions
+
+    frame = astronaut.copy()
+    frame[460:500, 300:480] = (255, 64, 200)  # a pink watermark in the lower right, as DreamTalk stamps it
+    covered = cover_regions(frame, [(300 / 512, 455 / 512, 485 / 512, 505 / 512)])
+    pink = lambda image: ((image[..., 0] > 230) & (image[..., 1] < 90) & (image[..., 2] > 180)).sum()
+    assert pink(frame) == 40 * 180 and pink(covered) == 0
+    outside = np.ones(frame.shape[:2], bool)
+    outside[455:505, 300:485] = False
+    assert np.array_equal(covered[outside], frame[outside]) and cover_regions(frame, []) is frame
+    # painted with the scene above it, mirrored: not a flat patch
+    assert np.array_equal(covered[455:460, 300:485], frame[450:455, 300:485][::-1]) and covered[455:505, 300:485].std() > 10

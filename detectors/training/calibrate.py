@@ -1,8 +1,10 @@
 """Fit the ensemble rule (logistic regression on the detectors' logits) on the validation sets, its evidence
-levels (``calibration.fit_evidence_levels``), and each shipped detector's own thresholds (``--members``)."""
+levels (``calibration.fit_evidence_levels``), each shipped detector's own thresholds (``--members``), and the
+clip rule on the validation clips (``--clips``; also after every ensemble fit when the cache holds clips)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import torch
 from .. import registry
 from ..calibration import expit, fit_ensemble
 from ..checkpoints import CONFIG_FILE, Thresholds
+from .clips import clip_report, clip_sets, fit_on_clips, frame_logits
 from .data import load_all
 from .heldout import HeldOut, heldout
 from .model_card import refresh_validation_section
@@ -54,7 +57,8 @@ def thresholds_of(calibration) -> Thresholds:
     return Thresholds(calibration.decision, calibration.uncertain_low, calibration.uncertain_high)
 
 
-def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = None, members: bool = False) -> Path:
+def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = None, members: bool = False,
+                          clips: bool = True) -> Path:
     result = registry.load_all(device=torch.device(device))
     if not result.detectors:
         raise SystemExit("calibrate: no detector checkpoint could be loaded: " + "; ".join(result.messages))
@@ -78,16 +82,58 @@ def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = N
                             "members": {name: set_aucs(held, logits[:, j]) for j, name in enumerate(names)}}
     path = path or registry.ASSETS / registry.ENSEMBLE_FILE
     path.write_text(json.dumps(report, indent=2) + "\n")
+    if clips and clip_sets(load_all(cache)):  # the clip rule is fitted on this very ensemble rule's frame scores
+        try:
+            print(fit_and_save_clip_rule(cache, path, detectors=result.detectors)[1], file=sys.stderr)
+        except SystemExit as reason:  # too few validation clips: the ensemble stands, clips keep the faces' levels
+            print(f"no clip rule: {reason}", file=sys.stderr)
     return path
 
 
-REPORT_SETS = ("gan", "faceswap", "diffusion", "self-blended", "unseen diffusion", "unseen gan", "unseen faceswap", "unseen reenactment")
+DEFAULT_CLIP_RULE = "trimmed"
+
+
+def fit_and_save_clip_rule(cache: str, path: Path | None = None, device: str = "cpu", rule: str = DEFAULT_CLIP_RULE,
+                           splits: tuple[str, ...] = ("val",), logits_file: str | None = None, detectors=None) -> tuple[Path, str]:
+    """Fit the clip rule (``calibration.ClipRule``) on the cached validation clips and store it as the ``clip``
+    field of the ensemble rule at ``path`` (default the shipped ``ensemble.json``; re-pin the manifest after),
+    with the side-by-side comparison of every clip rule on those clips. Returns (path, a Markdown report: the
+    comparison and the test clips' levels per source). The frames' logits are scored once per set of
+    checkpoints and kept beside the cache (``training.clips.frame_logits``)."""
+    detectors = detectors or registry.load_all(device=torch.device(device)).detectors
+    path = path or registry.ASSETS / registry.ENSEMBLE_FILE
+    ensemble = registry.load_ensemble(detectors, path)  # the file itself, pinned or not: it is being refitted
+    if ensemble is None:
+        raise SystemExit(f"calibrate --clips: no ensemble rule could be read from {path}; run calibrate first")
+    frames = frame_logits(cache, detectors, logits_file)
+    chosen = np.isin(frames.splits, list(splits))
+    if len(set(frames.labels[chosen].tolist())) < 2:
+        raise SystemExit(f"calibrate --clips: the cache has no {'+'.join(splits)} clips of both classes (talking-head sources)")
+    fitted, record = fit_on_clips(frames, ensemble, splits, rule)
+    data = json.loads(path.read_text())
+    data["clip"] = {**fitted.to_dict(), "validation": record}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    ensemble.rule.clip = fitted
+    return path, comparison_markdown(record) + "\n\n" + clip_report(frames, ensemble, fitted, "test")
+
+
+def comparison_markdown(record: dict) -> str:
+    lines = [f"Clip rules on {record['clips']} {'+'.join(record['splits'])} clips ({record['fake']} fake); frame threshold "
+             f"{record['frame_threshold']}:", "", "| clip rule | AUC, all clips | AUC, talking heads |", "|---|---|---|"]
+    for name, entry in record["rules"].items():
+        lines.append(f"| {name} | {entry['auc']} | {entry['auc_talking']} |")
+    return "\n".join(lines)
+
+
+REPORT_SETS = ("gan", "faceswap", "diffusion", "reenactment", "self-blended", "unseen diffusion", "unseen gan", "unseen faceswap",
+               "unseen reenactment")
 
 
 def heldout_report(cache: str, split: str = "test", device: str = "cpu") -> str:
     """Markdown: each shipped detector's and the ensemble's AUC per held-out set of ``split``, the share of each
     evidence level per source (as the app gives them: the corroboration rule included), and how often a decisive
-    level (likely fake / likely real) was given and was right over all faces together. Scores the cached crops."""
+    level (likely fake / likely real) was given and was right over all faces together; with a clip rule, each
+    source's clips: AUC and the share of each clip level. Scores the cached crops."""
     from ..calibration import LEVELS
     from ..metrics import binary_metrics
 
@@ -124,4 +170,6 @@ def heldout_report(cache: str, split: str = "test", device: str = "cpu") -> str:
     right = np.mean(((levels == "likely fake") & (y == 1)) | ((levels == "likely real") & (y == 0)))
     wrong = np.mean(((levels == "likely fake") & (y == 0)) | ((levels == "likely real") & (y == 1)))
     lines += ["", f"All {len(y)} {split} faces together: a decisive level (likely fake / likely real) right on {right:.1%}, wrong on {wrong:.1%}."]
+    if ensemble.rule.clip is not None and ensemble.rule.clip.levels is not None and clip_sets(load_all(cache)):
+        lines += ["", clip_report(frame_logits(cache, result.detectors), ensemble, ensemble.rule.clip, split)]
     return "\n".join(lines)

@@ -27,12 +27,13 @@ import numpy as np
 from tqdm import tqdm
 
 from ..faces import DEFAULT_MARGIN, DEFAULT_MIN_CONFIDENCE, PAD_RETRY, first_faces
-from ..media import IMAGE_SUFFIXES, InputError
+from ..media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, InputError
 from ..preprocess import CROP_SIZE
 from .sources import SPLITS, Source, split_of, table_for
 
 CACHE_VERSION = 2
-FRAMES_PER_VIDEO = 8  # sampled evenly from each clip; the clip is the split unit, so they stay together
+FRAMES_PER_VIDEO = 8  # sampled evenly from each clip unless its source says (``frames``); a clip's frames share its unit
+CLIP_FACE = "speaker"  # which face of a clip's frame is cached: faces.speaker (the largest), not the most confident
 
 __all__ = ["SPLITS", "FaceSet", "build_cache", "load_all", "default_cache", "split_of"]
 
@@ -62,20 +63,29 @@ def default_cache(data_root: str | os.PathLike, shared_root: str | os.PathLike) 
     return Path(f"cache/faces-{data_root.name}-{digest}")
 
 
+def frames_of(source: Source) -> int:
+    return source.frames or FRAMES_PER_VIDEO
+
+
 def _entry(data_root: Path, source: Source, files: list[Path], limit: int | None, seed: int) -> dict:
-    return {
+    entry = {
         "version": CACHE_VERSION,
         "crop_size": CROP_SIZE,
         "margin": DEFAULT_MARGIN,
         "min_confidence": DEFAULT_MIN_CONFIDENCE,
         "pad_retry": PAD_RETRY,
-        "frames_per_video": FRAMES_PER_VIDEO,
+        "frames_per_video": frames_of(source),
         "data_root": str(data_root.resolve()),
-        "source": {k: v for k, v in asdict(source).items() if k not in ("role", "looks_like", "split_fractions", "generator")},
+        "source": {k: v for k, v in asdict(source).items() if k not in ("role", "looks_like", "split_fractions", "generator", "frames", "cover")},
         "limit": limit,
         "seed": seed,
         "files": hashlib.sha256("\n".join(str(f) for f in files).encode()).hexdigest(),
     }
+    if any(f.suffix.lower() in VIDEO_SUFFIXES for f in files):  # pictures' entries (and caches) stay as they were
+        entry["clip_face"] = CLIP_FACE
+    if source.cover:
+        entry["cover"] = [list(box) for box in source.cover]
+    return entry
 
 
 _worker_cropper = None
@@ -92,11 +102,13 @@ def _init_worker() -> None:
     _worker_cropper = FaceCropper()
 
 
-def _crop_one(path: str) -> list[tuple[str, np.ndarray, np.ndarray, float, int]]:
-    """(name suffix, crop, landmarks, confidence, region side) of the most confident face of the file, or of each
-    sampled frame of a clip; empty when unreadable or faceless."""
+def _crop_one(job: tuple[str, int, tuple]) -> list[tuple[str, np.ndarray, np.ndarray, float, int]]:
+    """(name suffix, crop, landmarks, confidence, region side) of the most confident face of a picture, or of the
+    speaker in each of ``frames`` frames sampled from a clip, its source's overlays covered (``job``: path,
+    frames, cover); empty when unreadable or faceless."""
+    path, frames, cover = job
     try:
-        kind, crops = first_faces(path, _worker_cropper, FRAMES_PER_VIDEO, CROP_SIZE)
+        kind, crops = first_faces(path, _worker_cropper, frames, CROP_SIZE, cover)
     except InputError:
         return []
     return [("" if kind == "image" else f"#{i}", crop.image, crop.landmarks.astype(np.float32), crop.face.score, crop.region[2])
@@ -146,11 +158,12 @@ def build_cache(
 
 def _write_source(folder: Path, source: Source, files: list[tuple[Path, str]], pool, root: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    # Room for every possible crop (a clip gives up to FRAMES_PER_VIDEO), written as they come, then trimmed.
-    capacity = sum(1 if path.suffix.lower() in IMAGE_SUFFIXES else FRAMES_PER_VIDEO for path, _ in files)
+    # Room for every possible crop (a clip gives up to its source's frames), written as they come, then trimmed.
+    frames = frames_of(source)
+    capacity = sum(1 if path.suffix.lower() in IMAGE_SUFFIXES else frames for path, _ in files)
     spill = np.lib.format.open_memmap(folder / "crops.tmp.npy", mode="w+", dtype=np.uint8, shape=(max(1, capacity), CROP_SIZE, CROP_SIZE, 3))
     names, units, landmarks, scores, sides = [], [], [], [], []
-    results = pool.imap(_crop_one, [str(f) for f, _ in files], chunksize=8)
+    results = pool.imap(_crop_one, [(str(f), frames, source.cover) for f, _ in files], chunksize=8)
     for (path, unit), faces in tqdm(zip(files, results), total=len(files), desc=f"faces {source.name}", unit="file", file=sys.stderr):
         for suffix, crop, points, score, side in faces[: capacity - len(names)]:
             spill[len(names)] = crop
@@ -182,7 +195,8 @@ def cached_sources(cache: str | os.PathLike) -> tuple[Source, ...]:
     """The table of sources a cache was built from."""
     manifest = json.loads((Path(cache) / "manifest.json").read_text())
     return tuple(Source(**{**s, "looks_like": tuple(s["looks_like"]),
-                           "split_fractions": tuple(s["split_fractions"]) if s.get("split_fractions") else None})
+                           "split_fractions": tuple(s["split_fractions"]) if s.get("split_fractions") else None,
+                           "frames": s.get("frames"), "cover": tuple(tuple(b) for b in s.get("cover") or ())})
                  for s in manifest["sources"])
 
 
@@ -190,7 +204,8 @@ def load_face_set(cache: str | os.PathLike, source: Source, seed: int = 0) -> Fa
     folder = Path(cache) / source.name
     meta = np.load(folder / "meta.npz")
     units = meta["units"]
-    split = np.array([split_of(u, source.fractions, seed) for u in units], dtype=object) if len(units) else np.array([], dtype=object)
+    split_by_unit = {u: source.split_of_unit(u, seed) for u in set(units.tolist())}
+    split = np.array([split_by_unit[u] for u in units.tolist()], dtype=object)
     return FaceSet(source, np.load(folder / "crops.npy", mmap_mode="r"), meta["names"], units, split, meta["landmarks"], meta["sides"])
 
 

@@ -20,7 +20,7 @@ from detectors import checkpoints
 from detectors.training.data import build_cache, load_all
 from detectors.training.heldout import heldout
 from detectors.training.model_card import _mix_text
-from detectors.training.sources import TABLE, read_table, split_of
+from detectors.training.sources import TABLE, Source, read_identities, read_table, split_of
 from detectors.training.stream import SELF_BLENDED, FaceStream
 from detectors.training.trainer import RECIPES, STATE_FILE, Run, Trainer, WeightAverage, lr_factor, train
 from tests.training import tiny_data
@@ -28,7 +28,7 @@ from tests.training import tiny_data
 pytestmark = pytest.mark.slow
 TRAIN_ARGS = dict(steps=4, batch_size=8, val_sbi_count=4, workers=0, overrides={"input_size": 64})
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-KEPT_OUT = {"flux-pro", "flux-dev", "dalle3", "ffpp-real", "ffpp-deepfakes", "sadtalker", "tpdne", "web-faces", "web-celebs"}
+KEPT_OUT = {"flux-pro", "flux-dev", "dalle3", "ffpp-real", "ffpp-deepfakes", "sadtalker", "tpdne", "web-faces", "web-celebs", "float"}
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,51 @@ def test_no_pair_clip_or_figure_of_the_shared_data_straddles_splits():
     people = {path.stem.rsplit("_", 1)[0]: unit for path, unit in sources["web-celebs"].list_files(SHARED)}
     assert all(person == unit for person, unit in people.items()) and len(people) == 5
     assert {split_of(u, sources["web-celebs"].fractions) for u in people.values()} == {"val", "test"}
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")
+def test_no_person_of_the_talking_clips_straddles_splits_in_any_source():
+    talking = [s for s in read_table(TABLE) if s.unit == "identity"]
+    assert {s.name for s in talking} == {"talking-real", "dreamtalk", "edtalk", "anitalker", "float"}
+    split_of_person: dict[str, set] = {}
+    listed = {}
+    for source in talking:
+        for path, person in source.list_files(SHARED):
+            split_of_person.setdefault(person, set()).add(source.split_of_unit(person))
+            listed[path.name] = (source.name, person)
+    assert all(len(s) == 1 for s in split_of_person.values()), split_of_person
+    # every clip source samples what the app samples by default (16 frames), so clip rules are fitted on that
+    assert {s.frames for s in read_table(TABLE) if s.unit in ("video", "identity")} == {16}
+    # DreamTalk's pink watermark is painted over before its faces are cut, in the frame's lower right
+    assert [box[0] > 0.5 and box[1] > 0.8 for box in next(s for s in talking if s.name == "dreamtalk").cover] == [True]
+    # DreamTalk animates MEAD subject M030: its clips go with M030's own recordings
+    assert {listed[n][1] for n in listed if n.startswith("dreamtalk_")} == {"M030"}
+    assert "mead_video_M030_front_angry_level3_001.mp4" in listed
+    # EDTalk's seven clips of one face are one person, whatever clips.csv calls them
+    assert len({listed[n][1] for n in listed if n.startswith("edtalk_") and "_lei" not in n}) == 1
+    # paintings and the statue are in no source; every other clip is in exactly one
+    artworks = {"float_video_ood_monarisa.mp4", "float_video_ood_paint.mp4", "float_video_ood_paint_angy.mp4",
+                "anitalker_statue_hubert_full_control_statue-statue.mp4", "anitalker_monalisa_hubert_monalisa-monalisa.mp4",
+                "anitalker_monalisa_mfcc_monalisa-monalisa.mp4",
+                "dreamtalk_output_video_acknowledgement_chinese_M030_front_surprised_level3_001_z.mp4"}  # a painted portrait
+    on_disk = {p.name for p in (SHARED / "videos" / "talking").glob("*/*.mp4")}
+    assert not artworks & set(listed) and artworks <= on_disk
+    assert set(listed) | artworks == on_disk
+    # the held-out generator never trains, and validation and test each hold its people and real people
+    splits = {name: {source.split_of_unit(person) for source in talking if source.name == name
+                     for _, person in source.list_files(SHARED)} for name in ("float", "talking-real")}
+    assert splits["float"] == {"val", "test"} and splits["talking-real"] == {"train", "val", "test"}
+
+
+def test_identities_refuse_a_person_in_two_splits_and_an_unseen_person_in_training(tmp_path):
+    table = tmp_path / "identities.csv"
+    table.write_text("identity,person,shows,split\nclip-a,anna,person,train\nclip-b,anna,person,val\n")
+    with pytest.raises(ValueError, match="anna"):
+        read_identities(table)
+    trained = next(e.person for e in read_identities().values() if e.shows == "person" and e.split == "train")
+    unseen = Source("new", "f", "*", 1, "reenactment", "a new animator", "identity", "unseen", groups="clips.csv")
+    with pytest.raises(ValueError, match="identities.csv puts"):
+        unseen.split_of_unit(trained)
 
 
 def test_cache_holds_every_face_with_landmarks_sizes_and_units(tiny):
@@ -437,3 +482,47 @@ def test_a_pretrained_recipe_starts_from_imagenet_and_reports_the_shortcut_gate(
     assert set(entry["real_pairs"]) >= {"photos-a | photos-b"}
     assert entry["worst_real_pair"] == max(entry["real_pairs"].values())
     assert (entry.get("gate") == "failed") == (entry["worst_real_pair"] > 0.65)
+
+
+def test_clip_frames_are_scored_once_per_checkpoint_and_the_clip_rule_is_fitted_on_validation_clips(tiny, tmp_path):
+    from detectors.calibration import Calibration, EnsembleRule
+    from detectors.registry import EnsembleScorer
+    from detectors.training.clips import frame_logits, fit_on_clips
+
+    class Brightness:
+        """A detector whose logit is a crop's brightness; counts how often it is asked."""
+
+        name, calls = "bright", 0
+
+        def __init__(self, source):
+            self.source = source
+
+        def logits(self, crops):
+            self.calls += 1
+            return np.asarray(crops, dtype=np.float32).mean(axis=(1, 2, 3)) / 32 - 4
+
+    _, cache = tiny
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "model.safetensors").write_bytes(b"weights 1")
+    (checkpoint / "config.json").write_text("{}")
+    detector = Brightness(str(checkpoint))
+    frames = frame_logits(cache, [detector], tmp_path / "logits.npz")
+    assert set(frames.sources) == {"clip-real", "clip-fake"}  # the clip sources only, every clip once
+    assert len(frames.clips) == tiny_data.COUNTS["clip-real"] + tiny_data.COUNTS["clip-fake"]
+    from detectors.training.data import FRAMES_PER_VIDEO
+
+    assert all(len(frames.frames_of(k)) == FRAMES_PER_VIDEO for k in range(len(frames.clips)))
+    assert frames.logits.shape == (len(frames.clip), 1)
+    asked = detector.calls
+    again = frame_logits(cache, [detector], tmp_path / "logits.npz")
+    assert detector.calls == asked and np.array_equal(again.logits, frames.logits)  # read back, not rescored
+    (checkpoint / "model.safetensors").write_bytes(b"weights 2")  # new checkpoints: scored again
+    frame_logits(cache, [detector], tmp_path / "logits.npz")
+    assert detector.calls > asked
+    assert set(frames.families[frames.labels == 1]) == {"unseen reenactment"}
+    ensemble = EnsembleScorer(EnsembleRule(["bright"], [1.0], 0.0, Calibration(0.5, 0.4, 0.6, "test"), [0.0]), [])
+    fitted, record = fit_on_clips(frames, ensemble, ("val", "test"), "trimmed")
+    chosen = np.isin(frames.splits, ["val", "test"])
+    assert record["clips"] == chosen.sum() and "train" not in set(frames.splits[chosen])
+    assert fitted.rule == "trimmed" and fitted.levels is not None and set(record["rules"]) >= {"mean", "trimmed", "share"}
