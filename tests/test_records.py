@@ -44,15 +44,17 @@ def test_the_csv_keeps_its_columns_and_reads_back():
     text = records.csv_text([a_record(), records.scan_record(path="broken.jpg", error="broken", provenance=None)])
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == ["path", "kind", "error", "faces", "verdict", "level", "level_fake_share", "ensemble", "score_a",
-                             "boxes", "frames", *records.PROVENANCE_COLUMNS]
+                             "boxes", "frames", *records.PROVENANCE_COLUMNS, "clip_rule"]
     assert rows[0]["faces"] == "1" and rows[0]["level_fake_share"] == "0.5000" and rows[0]["score_a"] == "0.2500"
     assert json.loads(rows[0]["boxes"])[0]["confidence"] == 0.99
     assert rows[1]["error"] == "broken" and rows[1]["score_a"] == "" and rows[1]["faces"] == "0"
+    clip = a_record(aggregation="mean", clip_rule={"rule": "trimmed", "method": "clip score"}, frames=[])
+    assert json.loads(list(csv.DictReader(io.StringIO(records.csv_text([clip]))))[0]["clip_rule"])["rule"] == "trimmed"
 
 
 def test_parquet_rows_follow_the_schema_and_read_back(tmp_path):
     pytest.importorskip("pyarrow")
-    video = a_record(aggregation="mean", frames=[records.frame_entry(index=0, timestamp=0.0, faces=0, boxes=[], scores={},
+    video = a_record(aggregation="mean", clip_rule={"rule": "trimmed", "method": "clip score"}, frames=[records.frame_entry(index=0, timestamp=0.0, faces=0, boxes=[], scores={},
                                                                      ensemble=None, verdict="no-face", level=None)])
     out = records.ParquetOut(tmp_path / "r.parquet")
     for record in (a_record(), video):
@@ -62,6 +64,7 @@ def test_parquet_rows_follow_the_schema_and_read_back(tmp_path):
     assert picture["faces"] == 1 and picture["boxes"][0]["scores"] == {"a": 0.25} and picture["frames"] == []
     assert picture["level_meaning"]["by_set"] == {"gan": 0.4} and json.loads(picture["provenance"]) == {"found": False}
     assert clip["aggregation"] == "mean" and clip["frames"][0]["verdict"] == "no-face"
+    assert clip["clip_rule"] == {"rule": "trimmed", "method": "clip score"} and picture["clip_rule"] is None
 
 
 def test_a_new_field_is_one_declaration(monkeypatch, tmp_path):
