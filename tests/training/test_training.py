@@ -526,3 +526,16 @@ def test_clip_frames_are_scored_once_per_checkpoint_and_the_clip_rule_is_fitted_
     chosen = np.isin(frames.splits, ["val", "test"])
     assert record["clips"] == chosen.sum() and "train" not in set(frames.splits[chosen])
     assert fitted.rule == "trimmed" and fitted.levels is not None and set(record["rules"]) >= {"mean", "trimmed", "share"}
+
+
+def test_the_relative_source_invariance_does_not_reward_squashing_every_logit():
+    from detectors.training.trainer import source_invariance
+
+    labels = torch.tensor([0, 0, 0, 0, 1, 1])
+    sources = torch.tensor([0, 0, 1, 1, -1, -1])
+    logits = torch.tensor([-3.0, -3.0, 1.0, 1.0, 3.0, 9.0])
+    absolute = source_invariance(logits, labels, sources)
+    assert source_invariance(logits / 10, labels, sources) == pytest.approx(absolute.item() / 100)  # squashing pays
+    relative = source_invariance(logits, labels, sources, relative=True)
+    assert source_invariance(logits / 10, labels, sources, relative=True).item() == pytest.approx(relative.item(), rel=1e-2)
+    assert relative.item() == pytest.approx(absolute.item() / (logits.var().item() + 1e-3))
