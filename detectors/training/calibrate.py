@@ -165,7 +165,7 @@ def heldout_report(cache: str, split: str = "test", device: str = "cpu") -> str:
                   "| real sources | " + " | ".join(pairs) + " |", "|---|" + "---|" * len(pairs)]
         for pair in pairs[names[0]]:
             lines.append(f"| {pair} | " + " | ".join(f"{pairs[name][pair]:.3f}" for name in pairs) + " |")
-        lines.append("| **worst** | " + " | ".join(f"**{max(pairs[name].values()):.3f}**" for name in pairs) + " |")
+        lines.append("| **worst pair** | " + " | ".join(f"**{max(pairs[name].values()):.3f}**" for name in pairs) + " |")
     y = held.labels
     right = np.mean(((levels == "likely fake") & (y == 1)) | ((levels == "likely real") & (y == 0)))
     wrong = np.mean(((levels == "likely fake") & (y == 0)) | ((levels == "likely real") & (y == 1)))

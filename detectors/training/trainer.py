@@ -226,7 +226,7 @@ def real_pair_aucs(held: HeldOut, logits: np.ndarray) -> dict[str, float]:
         for b in names[i + 1:]:
             labels = np.r_[np.zeros(len(reals[a])), np.ones(len(reals[b]))]
             auc = binary_metrics(labels.astype(int), np.r_[logits[reals[a]], logits[reals[b]]]).auc
-            out[f"{a} | {b}"] = round(float(max(auc, 1.0 - auc)), 4)
+            out[f"{a} vs {b}"] = round(float(max(auc, 1.0 - auc)), 4)
     return out
 
 

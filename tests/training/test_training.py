@@ -456,9 +456,9 @@ def test_real_pair_aucs_name_a_source_told_apart_by_the_score():
                    {"real:a": np.arange(0, 3), "real:b": np.arange(3, 6), "real:c": np.arange(6, 9), "gan": np.arange(9)})
     logits = np.array([0.0, 1.0, 2.0, 0.5, 1.5, 2.5, 10.0, 11.0, 12.0])
     pairs = real_pair_aucs(held, logits)
-    assert set(pairs) == {"a | b", "a | c", "b | c"}
-    assert pairs["a | c"] == 1.0 and pairs["b | c"] == 1.0  # c always scores higher: the score names the source
-    assert 0.5 <= pairs["a | b"] < 1.0
+    assert set(pairs) == {"a vs b", "a vs c", "b vs c"}
+    assert pairs["a vs c"] == 1.0 and pairs["b vs c"] == 1.0  # c always scores higher: the score names the source
+    assert 0.5 <= pairs["a vs b"] < 1.0
     assert real_pair_aucs(held, -logits) == pairs  # folded: which side scores higher does not matter
 
 
@@ -479,7 +479,7 @@ def test_a_pretrained_recipe_starts_from_imagenet_and_reports_the_shortcut_gate(
     history = checkpoints.load(best).config.training["history"]
     assert RECIPES[("effnet", "small")].pretrained and RECIPES[("effnet", "small")].shortcut_gate == 0.65
     entry = history[-1]
-    assert set(entry["real_pairs"]) >= {"photos-a | photos-b"}
+    assert set(entry["real_pairs"]) >= {"photos-a vs photos-b"}
     assert entry["worst_real_pair"] == max(entry["real_pairs"].values())
     assert (entry.get("gate") == "failed") == (entry["worst_real_pair"] > 0.65)
 
