@@ -130,18 +130,23 @@ def setup_run(out: Path, device: str | None) -> Run:
     return Run(Path(out), device, rank, world)
 
 
+INVARIANCE_VARIANCE_FLOOR = 1.0  # below this batch logit variance the relative penalty is the absolute one
+
+
 def source_invariance(logits: torch.Tensor, labels: torch.Tensor, sources: torch.Tensor, relative: bool = False) -> torch.Tensor:
     """Spread of the real faces' mean logit between their sources: the mean over the batch's real sources of
     (mean logit of that source's reals - mean logit of all reals)^2. Zero when a real face's score does not
     depend on where it came from, which is what the shortcut gate (real-vs-real AUC) measures.
 
-    ``relative``: divided by the variance of the whole batch's logits (held constant), so the penalty is as
-    scale-free as an AUC. The absolute form is also met by squashing every logit towards one value, which a
-    weight of 10 did (real logits' spread 0.08, in docs/training.md)."""
+    ``relative``: divided by the variance of the whole batch's logits (held constant) once it exceeds
+    :data:`INVARIANCE_VARIANCE_FLOOR`, so the penalty is as scale-free as an AUC. The absolute form is also met by
+    squashing every logit towards one value, which a weight of 10 did (real logits' spread 0.08); without the
+    floor the relative form is largest while the logits are still close together and fought the classifier from
+    the first step (both in docs/training.md)."""
     real = (labels == 0) & (sources >= 0)
     if real.sum() < 2:
         return logits.new_zeros(())
-    scale = logits.detach().var() + 1e-3 if relative else 1.0
+    scale = torch.clamp(logits.detach().var(), min=INVARIANCE_VARIANCE_FLOOR) if relative else 1.0
     logits, sources = logits[real], sources[real]
     present = torch.unique(sources)
     if len(present) < 2:
