@@ -296,7 +296,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .training.calibrate import fit_and_save_clip_rule, fit_and_save_ensemble, heldout_report
 
     if args.report:
-        print(heldout_report(_face_cache(args), args.report, args.device))
+        print(heldout_report(_face_cache(args), args.report, args.device, args.candidate or ()))
         return EXIT_OK
 
     if args.clips:
@@ -360,8 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     band.add_argument("--out", help="output JSON (default assets/spectrum_reference.json)")
     band.set_defaults(run=cmd_reference_band)
     train = commands.add_parser("train", help="train a detector on ../shared/data (face cache built on first use)")
-    train.add_argument("--detector", required=True, choices=detector_names)
-    train.add_argument("--variant", default="small", choices=variant_names)
+    # Any architecture the models package can build: the shipped detectors and those still in training (effnet).
+    train.add_argument("--detector", required=True, choices=models.names())
+    train.add_argument("--variant", default="small", choices=sorted({v for name in models.names() for v in models.variants(name)}))
     train.add_argument("--out", required=True, help="run folder: resumable state and the best checkpoint (out/best)")
     _data_arguments(train)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -400,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--report", choices=("val", "test"),
                            help="fit nothing: print the shipped detectors' and ensemble's AUC per held-out set and the "
                                 "evidence levels per source on that split (the cached crops)")
+    calibrate.add_argument("--candidate", nargs="+", metavar="FOLDER",
+                           help="with --report: also score these checkpoint folders (e.g. runs/effnet-small/best), in the "
+                                "AUC and real-vs-real tables, without shipping or refitting anything")
     calibrate.add_argument("--members", action="store_true",
                            help="also refit each shipped detector's own thresholds (config.json); run `manifest` after")
     calibrate.add_argument("--out", help="where to write the rule (default assets/checkpoints/ensemble.json); with --clips, "

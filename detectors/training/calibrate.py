@@ -129,11 +129,25 @@ REPORT_SETS = ("gan", "faceswap", "diffusion", "reenactment", "self-blended", "u
                "unseen reenactment")
 
 
-def heldout_report(cache: str, split: str = "test", device: str = "cpu") -> str:
+def candidate_scores(folders, held: HeldOut, device: str = "cpu") -> dict[str, np.ndarray]:
+    """Label -> logits on the held-out crops of checkpoints that are not shipped (a run's ``best/``), for the
+    report's AUC and real-vs-real tables: how a candidate would read before anything is refitted around it."""
+    from .. import checkpoints
+    from .trainer import predict_logits
+
+    out = {}
+    for folder in folders:
+        loaded = checkpoints.load(folder, device=torch.device(device))
+        out[f"{loaded.config.architecture} ({folder})"] = predict_logits(loaded.model, held.crops, torch.device(device))
+    return out
+
+
+def heldout_report(cache: str, split: str = "test", device: str = "cpu", candidates=()) -> str:
     """Markdown: each shipped detector's and the ensemble's AUC per held-out set of ``split``, the share of each
     evidence level per source (as the app gives them: the corroboration rule included), and how often a decisive
     level (likely fake / likely real) was given and was right over all faces together; with a clip rule, each
-    source's clips: AUC and the share of each clip level. Scores the cached crops."""
+    source's clips: AUC and the share of each clip level. Scores the cached crops. ``candidates``: checkpoint
+    folders scored beside the shipped detectors (AUC and real-vs-real rows only; they are not in the ensemble)."""
     from ..calibration import LEVELS
     from ..metrics import binary_metrics
 
@@ -151,14 +165,15 @@ def heldout_report(cache: str, split: str = "test", device: str = "cpu") -> str:
     sets = [s for s in REPORT_SETS if s in held.sets and len(set(held.labels[held.sets[s]].tolist())) == 2]
     lines = ["| detector | " + " | ".join(f"{s} ({(held.labels[held.sets[s]] == 0).sum()} / {(held.labels[held.sets[s]] == 1).sum()})" for s in sets) + " |",
              "|---|" + "---|" * len(sets)]
-    for name, scores in [*zip(names, logits.T), ("ensemble", p)]:
+    extra = candidate_scores(candidates, held, device)
+    for name, scores in [*zip(names, logits.T), *extra.items(), ("ensemble", p)]:
         lines.append(f"| {name} | " + " | ".join(f"{binary_metrics(held.labels[held.sets[s]], scores[held.sets[s]]).auc:.3f}" for s in sets) + " |")
     lines += ["", "| " + split + " source | faces | " + " | ".join(LEVELS) + " |", "|---|---|" + "---|" * len(LEVELS)]
     for label in (0, 1):
         for source in sorted(set(held.sources[held.labels == label].tolist())):
             chosen = (held.sources == source) & (held.labels == label)
             lines.append(f"| {'fake' if label else 'real'}: {source} | {chosen.sum()} | " + " | ".join(f"{np.mean(levels[chosen] == level):.1%}" for level in LEVELS) + " |")
-    pairs = {name: real_pair_aucs(held, scores) for name, scores in [*zip(names, logits.T), ("ensemble", p)]}
+    pairs = {name: real_pair_aucs(held, scores) for name, scores in [*zip(names, logits.T), *extra.items(), ("ensemble", p)]}
     if pairs[names[0]]:
         lines += ["", "Real vs real (the shortcut check): AUC of each score between two real sources' " + split + " faces, folded "
                   "to >= 0.5 (0.5 = the score says nothing about the source).", "",

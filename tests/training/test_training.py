@@ -286,7 +286,9 @@ def test_the_recipes_family_mix_is_what_the_stream_draws(tiny, tmp_path):
     families = [stream.draw(rng)[0] for _ in range(600)]
     assert abs(families.count(SELF_BLENDED) / 600 - 0.5) < 0.07 and abs(families.count("gan") / 600 - 1 / 6) < 0.05
     shipped = {family for r in RECIPES.values() if r.mix for family, _ in r.mix}
-    assert shipped <= {SELF_BLENDED, "gan", "faceswap", "diffusion"}
+    trained_families = {s.family for s in read_table(TABLE) if s.label == 1 and s.role == "train"}
+    assert shipped <= {SELF_BLENDED} | trained_families  # every shipped recipe names only families it can draw
+    assert trained_families >= {"gan", "faceswap", "diffusion", "reenactment"}
     with pytest.raises(ValueError, match="no train faces"):
         FaceStream(load_all(cache), mix={"deepfakes": 0.5})
     assert _mix_text(((SELF_BLENDED, 0.6), ("gan", 0.4))) == (
@@ -389,7 +391,7 @@ def test_a_run_with_a_weight_average_exports_the_average_and_resumes_it(tiny, tm
     assert resumed.average.updates == 4
 
 
-def test_a_users_real_and_fake_folder_trains_calibrates_and_evaluates(tmp_path, astronaut, monkeypatch):
+def test_a_users_real_and_fake_folder_trains_calibrates_and_evaluates(tmp_path, astronaut, monkeypatch, capsys):
     """``--data`` pointing at real/ and fake/ (pictures and a clip each): the same commands, end to end."""
     from detectors.cli import main
     from tests.fixtures import write_video
@@ -427,7 +429,10 @@ def test_a_users_real_and_fake_folder_trains_calibrates_and_evaluates(tmp_path, 
     levels = rule["levels"]  # the five levels, ordered, each with what it meant on this validation
     assert levels["likely_real"] <= levels["leaning_real"] <= levels["leaning_fake"] <= levels["likely_fake"]
     assert set(levels["meaning"]) == {"likely fake", "leaning fake", "uncertain", "leaning real", "likely real"}
-    assert main(["calibrate", "--report", "val", *common]) == 0  # the levels per source, as the app gives them
+    capsys.readouterr()
+    assert main(["calibrate", "--report", "val", "--candidate", "run/best", *common]) == 0  # the levels per source, as the app gives them
+    report = capsys.readouterr().out
+    assert "| sficonv (run/best) |" in report  # a candidate is scored beside the shipped detectors, not shipped
 
 
 def test_source_invariance_is_zero_when_real_sources_score_alike_and_grows_with_their_spread():
