@@ -21,6 +21,11 @@ from .model_card import refresh_validation_section
 from .trainer import calibrate, calibration_groups, heldout_metrics, real_pair_aucs, selection_score, set_aucs
 
 
+def member_logits(detectors, crops: np.ndarray, batch: int = 64) -> np.ndarray:
+    """N x detectors: each loaded detector's logits on the held-out crops, scored in batches."""
+    return np.stack([np.concatenate([d.logits(crops[i : i + batch]) for i in range(0, len(crops), batch)]) for d in detectors], axis=1)
+
+
 def set_weights(held: HeldOut) -> np.ndarray:
     """One weight per held-out face: every criterion set counts alike in the fit, however many faces it holds
     (a face in two sets counts in both); faces in no criterion set weigh nothing. Mean weight 1 where > 0."""
@@ -64,7 +69,7 @@ def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = N
         raise SystemExit("calibrate: no detector checkpoint could be loaded: " + "; ".join(result.messages))
     held = heldout(load_all(cache), "val")
     names = [d.name for d in result.detectors]
-    logits = np.stack([np.concatenate([d.logits(held.crops[i : i + 64]) for i in range(0, len(held), 64)]) for d in result.detectors], axis=1)
+    logits = member_logits(result.detectors, held.crops)
     if members:
         for j, detector in enumerate(result.detectors):
             detector.config.thresholds = thresholds_of(refit_member_thresholds(detector, held, logits[:, j]))
@@ -157,7 +162,7 @@ def heldout_report(cache: str, split: str = "test", device: str = "cpu", candida
         raise SystemExit("heldout report: the shipped ensemble rule (with levels) could not be loaded; run calibrate")
     held = heldout(load_all(cache), split)
     names = [d.name for d in result.detectors]
-    logits = np.stack([np.concatenate([d.logits(held.crops[i : i + 64]) for i in range(0, len(held), 64)]) for d in result.detectors], axis=1)
+    logits = member_logits(result.detectors, held.crops)
     columns = np.stack([logits[:, names.index(n)] if n in names else np.full(len(held), np.nan) for n in ensemble.rule.names], axis=1)
     p = ensemble.rule.probabilities(columns)
     votes = fake_votes_of(result.detectors, logits)

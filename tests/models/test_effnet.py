@@ -3,7 +3,6 @@ TF "SAME" padding; the training-only dependency stays out of the app's path."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -14,12 +13,7 @@ from detectors.models import IMAGENET_MEAN, IMAGENET_STD, create
 from detectors.models.effnet import EfficientNetLite, SameConv, load_imagenet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/models/conftest.py
 
 
 def imagenet_input(picture: np.ndarray, size: int) -> torch.Tensor:

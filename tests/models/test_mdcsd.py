@@ -1,7 +1,6 @@
 """MD-CSDNetwork: shapes, paper size, the DCT front end, real cross-stitch mixing, normalisation fitting."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -25,13 +24,7 @@ def bn_running_stats(model: torch.nn.Module) -> int:
     )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    # Many tiny ops: on the shared 2-core machine, OpenMP threads contending with other jobs run ~5x slower.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/models/conftest.py
 
 
 @pytest.fixture()
