@@ -213,17 +213,28 @@ def _face_cache(args: argparse.Namespace) -> Path:
 def cmd_train(args: argparse.Namespace) -> int:
     from .training.trainer import train
 
+    try:
+        overrides = json.loads(args.overrides) if args.overrides else None
+        changes = json.loads(args.recipe) if args.recipe else None
+        if changes is not None and not isinstance(changes, dict):
+            raise ValueError("expected a JSON object")
+        if changes:
+            from .training.trainer import RECIPES, recipe_with
+
+            recipe_with(RECIPES[(args.detector, args.variant)], changes)  # refused before any data is read
+    except ValueError as error:
+        print(f"train: --recipe / --overrides: {error}", file=sys.stderr)
+        return EXIT_UNREADABLE_INPUT
     cache = _face_cache(args)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         import time
 
         while not (cache / "manifest.json").exists():  # rank 0 is building it
             time.sleep(2)
-    overrides = json.loads(args.overrides) if args.overrides else None
     best = train(args.detector, args.variant, cache, Path(args.out), seed=args.seed, device=args.device,
                  steps=args.steps, workers=args.workers, val_sbi_count=args.val_sbi, overrides=overrides,
                  batch_size=args.batch_size, lr=args.lr, cpu_bf16=args.bf16, init_from=args.init_from,
-                 validate_every=args.validate_every)
+                 validate_every=args.validate_every, recipe_changes=changes)
     if int(os.environ.get("RANK", "0")) == 0:
         from .training.model_card import write_model_card
 
@@ -296,7 +307,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .training.calibrate import fit_and_save_clip_rule, fit_and_save_ensemble, heldout_report
 
     if args.report:
-        print(heldout_report(_face_cache(args), args.report, args.device, args.candidate or ()))
+        print(heldout_report(_face_cache(args), args.report, args.device, args.candidate or (), args.clip_logits))
         return EXIT_OK
 
     if args.clips:
@@ -305,7 +316,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(report)
         print(f"clip rule written to {path} (field 'clip'); run `python -m detectors manifest` to pin it", file=sys.stderr)
         return EXIT_OK
-    path = fit_and_save_ensemble(_face_cache(args), args.device, Path(args.out) if args.out else None, members=args.members)
+    path = fit_and_save_ensemble(_face_cache(args), args.device, Path(args.out) if args.out else None, members=args.members,
+                                 clip_rule=args.clip_rule, clip_splits=tuple(args.clip_splits), clip_logits=args.clip_logits)
     print(f"ensemble rule written to {path}", file=sys.stderr)
     return EXIT_OK
 
@@ -378,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, default=1, help="data loader processes")
     train.add_argument("--val-sbi", type=int, default=400, help="validation reals for the self-blended set (shared over the real sources)")
     train.add_argument("--overrides", help="JSON object of architecture overrides, e.g. '{\"input_size\": 96}'")
+    train.add_argument("--recipe", help="JSON object of recipe fields to change for an experiment, e.g. "
+                                        "'{\"source_adversary\": 1.0, \"mix\": {\"self-blended\": 0.5, \"gan\": 0.5}}' "
+                                        "(the model card records the whole recipe)")
     train.set_defaults(run=cmd_train)
 
     export = commands.add_parser("export-heldout", help="write the held-out test sets as real/ and fake/ folders")

@@ -63,7 +63,8 @@ def thresholds_of(calibration) -> Thresholds:
 
 
 def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = None, members: bool = False,
-                          clips: bool = True) -> Path:
+                          clips: bool = True, clip_rule: str | None = None, clip_splits: tuple[str, ...] = ("val",),
+                          clip_logits: str | None = None) -> Path:
     result = registry.load_all(device=torch.device(device))
     if not result.detectors:
         raise SystemExit("calibrate: no detector checkpoint could be loaded: " + "; ".join(result.messages))
@@ -89,7 +90,8 @@ def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = N
     path.write_text(json.dumps(report, indent=2) + "\n")
     if clips and clip_sets(load_all(cache)):  # the clip rule is fitted on this very ensemble rule's frame scores
         try:
-            print(fit_and_save_clip_rule(cache, path, detectors=result.detectors)[1], file=sys.stderr)
+            print(fit_and_save_clip_rule(cache, path, rule=clip_rule or DEFAULT_CLIP_RULE, splits=clip_splits,
+                                         logits_file=clip_logits, detectors=result.detectors)[1], file=sys.stderr)
         except SystemExit as reason:  # too few validation clips: the ensemble stands, clips keep the faces' levels
             print(f"no clip rule: {reason}", file=sys.stderr)
     return path
@@ -147,7 +149,7 @@ def candidate_scores(folders, held: HeldOut, device: str = "cpu") -> dict[str, n
     return out
 
 
-def heldout_report(cache: str, split: str = "test", device: str = "cpu", candidates=()) -> str:
+def heldout_report(cache: str, split: str = "test", device: str = "cpu", candidates=(), clip_logits: str | None = None) -> str:
     """Markdown: each shipped detector's and the ensemble's AUC per held-out set of ``split``, the share of each
     evidence level per source (as the app gives them: the corroboration rule included), and how often a decisive
     level (likely fake / likely real) was given and was right over all faces together; with a clip rule, each
@@ -191,5 +193,5 @@ def heldout_report(cache: str, split: str = "test", device: str = "cpu", candida
     wrong = np.mean(((levels == "likely fake") & (y == 0)) | ((levels == "likely real") & (y == 1)))
     lines += ["", f"All {len(y)} {split} faces together: a decisive level (likely fake / likely real) right on {right:.1%}, wrong on {wrong:.1%}."]
     if ensemble.rule.clip is not None and ensemble.rule.clip.levels is not None and clip_sets(load_all(cache)):
-        lines += ["", clip_report(frame_logits(cache, result.detectors), ensemble, ensemble.rule.clip, split)]
+        lines += ["", clip_report(frame_logits(cache, result.detectors, clip_logits), ensemble, ensemble.rule.clip, split)]
     return "\n".join(lines)

@@ -20,7 +20,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +77,10 @@ class Recipe:
     frozen_norm: bool = False
     # The penalty relative to the batch's logit variance (scale-free, as the AUC it stands for); see source_invariance.
     invariance_relative: bool = False
+    # Peak weight of the adversarial source head (:class:`SourceAdversary`): a small network tells a real face's
+    # source from the pooled features the classifier reads, through a gradient reversal, so the backbone is
+    # pushed to features that carry no source at all (not only a logit that hides it). Ramped in as in DANN.
+    source_adversary: float = 0.0
 
 
 # Sized for <= 90 minutes per small detector on the project's 2-core development machine, measured with two runs
@@ -156,6 +160,46 @@ def source_invariance(logits: torch.Tensor, labels: torch.Tensor, sources: torch
         return logits.new_zeros(())
     means = torch.stack([logits[sources == s].mean() for s in present])
     return ((means - logits.mean()) ** 2).mean() / scale
+
+
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward; the gradient times -weight backward (Ganin & Lempitsky 2015)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: float) -> torch.Tensor:
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.weight * grad, None
+
+
+class SourceAdversary(torch.nn.Module):
+    """Names a real face's training source from the features the model's ``classifier`` reads (captured by a
+    forward pre-hook). Its own loss trains it to name the source; the reversed gradient trains the backbone to
+    make that impossible. Reals only: a fake carries its generator, which is the signal."""
+
+    def __init__(self, classifier: torch.nn.Linear, sources: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(classifier.in_features, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, sources))
+        self._features: torch.Tensor | None = None
+        classifier.register_forward_pre_hook(self._capture)
+
+    def _capture(self, module, args) -> None:
+        self._features = args[0]
+
+    def loss(self, labels: torch.Tensor, sources: torch.Tensor, weight: float) -> torch.Tensor:
+        real = (labels == 0) & (sources >= 0)
+        if self._features is None or real.sum() < 2:
+            return labels.new_zeros(())
+        features = _ReverseGradient.apply(self._features[real].float(), weight)
+        return F.cross_entropy(self.net(features), sources[real])
+
+
+def adversary_weight(step: int, steps: int, peak: float) -> float:
+    """DANN's ramp: 0 at the first step, ~peak after half the run (the classifier learns something first)."""
+    return peak * (2.0 / (1.0 + math.exp(-10.0 * step / max(1, steps))) - 1.0)
 
 
 def lr_factor(step: int, recipe_steps: int, warmup: int) -> float:
@@ -294,12 +338,19 @@ class Trainer:
         self.model = models.create(name, variant, **(overrides or {}), **pretrained).to(run.device)
         if self.recipe.channels_last and run.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
+        classifier = getattr(self.model, "classifier", None)
+        if self.recipe.source_adversary and not isinstance(classifier, torch.nn.Linear):
+            raise ValueError(f"{name} has no linear `classifier` for the source adversary to read")
         self.sets = load_all(cache)
         self.validation = heldout(self.sets, "val", val_sbi_count) if run.main else None
         self.workers = workers
         self.state = {"stage": "sr" if self.recipe.sr_steps else "classifier", "step": 0, "best": -1.0, "history": [], "seconds": 0.0}
         self.distributed = None
         self.average: WeightAverage | None = None  # made when the classifier stage starts (after SR and _prepare)
+        self.adversary: SourceAdversary | None = None
+        if self.recipe.source_adversary:
+            real_sources = sum(1 for s in self.sets.values() if s.source.label == 0)
+            self.adversary = SourceAdversary(classifier, real_sources).to(run.device)
 
     # -- pieces ---------------------------------------------------------------------------------------------
     def _loader(self, reals_only: bool, batch_size: int, step: int) -> DataLoader:
@@ -391,6 +442,9 @@ class Trainer:
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         if self.recipe.source_invariance and sources is not None:
             loss = loss + self.recipe.source_invariance * source_invariance(logits, labels, sources, self.recipe.invariance_relative)
+        if self.adversary is not None and sources is not None:
+            weight = adversary_weight(self.state["step"], self.recipe.steps, self.recipe.source_adversary)
+            loss = loss + self.adversary.loss(labels, sources, weight)
         return loss
 
     def _sr_loss(self, sr, x, labels, sources=None):
@@ -428,6 +482,11 @@ class Trainer:
         if groups:
             for group in groups:
                 group["base_lr"] = group["lr"]
+        if self.adversary is not None:  # a fresh head: ten times the backbone's rate, so it keeps up with it
+            if "adversary" in self.state:
+                self.adversary.load_state_dict(self.state.pop("adversary"))
+            parameters = (groups or [{"params": parameters, "base_lr": self.recipe.lr}]) + [
+                {"params": list(self.adversary.parameters()), "base_lr": 10 * self.recipe.lr}]
         if self.recipe.ema_decay > 0:
             self.average = WeightAverage(self.model, self.recipe.ema_decay)
             if "average" in self.state:  # resumed
@@ -506,12 +565,14 @@ class Trainer:
     def _save_state(self, optimizer, stage: str) -> None:
         if not self.run.main:
             return
-        state = {k: v for k, v in self.state.items() if k not in ("optimizer", "average")}  # tensors: saved apart
+        state = {k: v for k, v in self.state.items() if k not in ("optimizer", "average", "adversary")}  # tensors: saved apart
         payload = {"model": self.model.state_dict(), "meta": json.dumps(state), "optimizer_stage": stage}
         if optimizer is not None:
             payload["optimizer"] = optimizer.state_dict()
         if self.average is not None and stage == "classifier":
             payload["average"] = self.average.state_dict()
+        if self.adversary is not None:
+            payload["adversary"] = self.adversary.state_dict()
         temporary = self.run.out / (STATE_FILE + ".tmp")
         torch.save(payload, temporary)
         temporary.replace(self.run.out / STATE_FILE)  # never leave a half-written state behind
@@ -528,14 +589,29 @@ class Trainer:
             self.state["optimizer"] = payload["optimizer"]
         if "average" in payload:
             self.state["average"] = payload["average"]
+        if "adversary" in payload:
+            self.state["adversary"] = payload["adversary"]
+
+
+def recipe_with(recipe: Recipe, changes: dict) -> Recipe:
+    """``recipe`` with some fields changed (``train --recipe '{"source_adversary": 1.0}'``): an experiment that
+    the model card records in full. ``mix`` is given as {family: share}. Unknown fields are refused by name."""
+    known = {f.name for f in fields(Recipe)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ValueError(f"not a recipe field: {', '.join(unknown)} (fields: {', '.join(sorted(known))})")
+    changes = dict(changes)
+    if isinstance(changes.get("mix"), dict):
+        changes["mix"] = tuple((str(family), float(share)) for family, share in changes["mix"].items())
+    return replace(recipe, **changes)
 
 
 def train(name: str, variant: str, cache: Path, out: Path, seed: int = 0, device: str | None = None,
           steps: int | None = None, workers: int = 1, val_sbi_count: int = 400, overrides: dict | None = None,
           batch_size: int | None = None, lr: float | None = None, cpu_bf16: bool | None = None,
-          init_from: str | None = None, validate_every: int | None = None) -> Path:
+          init_from: str | None = None, validate_every: int | None = None, recipe_changes: dict | None = None) -> Path:
+    recipe = recipe_with(RECIPES[(name, variant)], recipe_changes or {})
     run = setup_run(out, device)
-    recipe = RECIPES[(name, variant)]
     if batch_size is not None:
         recipe = replace(recipe, batch_size=batch_size, sr_batch_size=batch_size)
     if lr is not None:

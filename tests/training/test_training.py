@@ -423,7 +423,9 @@ def test_a_users_real_and_fake_folder_trains_calibrates_and_evaluates(tmp_path, 
     assert set(sources) == {"real", "fake"} and "auc" in sources["fake"]
     assert sum(sources["real"][v] for v in ("fake", "uncertain", "real")) == pytest.approx(1.0, abs=1e-3)
     monkeypatch.setenv("DEEPFAKE_CHECKPOINTS", f"sficonv={tmp_path / 'run' / 'best'}")
-    assert main(["calibrate", "--out", "ensemble.json", *common]) == 0
+    assert main(["calibrate", "--out", "ensemble.json", "--clip-logits", "frames.npz", *common]) == 0
+    # the clips' frame scores go where --clip-logits says, never over the cache's own file (another ensemble's)
+    assert Path("frames.npz").is_file() and not list(Path("cache").glob("*/clip_frame_logits.npz"))
     rule = json.loads(Path("ensemble.json").read_text())
     assert "sficonv" in rule["names"] and rule["calibration"]["uncertain_low"] <= rule["calibration"]["uncertain_high"]
     levels = rule["levels"]  # the five levels, ordered, each with what it meant on this validation
@@ -548,3 +550,61 @@ def test_the_relative_source_invariance_does_not_reward_squashing_every_logit():
     assert relative.item() == pytest.approx(absolute.item() / logits.var().item())
     tiny = logits / 100  # below the variance floor it is the absolute penalty: close logits are not blown up
     assert source_invariance(tiny, labels, sources, relative=True).item() == pytest.approx(source_invariance(tiny, labels, sources).item())
+
+
+def test_the_source_adversary_learns_the_source_while_its_reversed_gradient_pushes_the_features_against_it():
+    from detectors.training.trainer import SourceAdversary, adversary_weight
+
+    torch.manual_seed(0)
+    backbone = torch.nn.Linear(4, 8)
+    classifier = torch.nn.Linear(8, 1)
+    adversary = SourceAdversary(classifier, sources=2, hidden=16)
+    x = torch.randn(6, 4)
+    labels = torch.tensor([0, 0, 0, 0, 1, 1])
+    sources = torch.tensor([0, 0, 1, 1, -1, -1])
+    classifier(backbone(x))  # the hook keeps what the classifier read
+    adversary.loss(labels, sources, weight=0.5).backward()
+    head_grad = [p.grad.clone() for p in adversary.net.parameters()]
+    reversed_grad = backbone.weight.grad.clone()
+    # The same loss without the reversal: the backbone's gradient is exactly -1/weight times the reversed one.
+    backbone.zero_grad()
+    adversary.zero_grad()
+    classifier(backbone(x))
+    adversary.loss(labels, sources, weight=-1.0).backward()
+    assert torch.allclose(reversed_grad, -0.5 * backbone.weight.grad, atol=1e-6)
+    assert all(torch.allclose(a, p.grad) for a, p in zip(head_grad, adversary.net.parameters()))  # the head itself descends
+    assert classifier.weight.grad is None  # the classifier's own weights are not its business
+    # Fakes never count, and one real is no source to tell apart.
+    classifier(backbone(x))
+    assert adversary.loss(torch.tensor([0, 1, 1, 1, 1, 1]), sources, 1.0).item() == 0.0
+    # DANN's ramp: off at the start, most of the way there by the middle, the peak at the end.
+    assert adversary_weight(0, 1000, 1.0) == 0.0
+    assert 0.95 < adversary_weight(500, 1000, 1.0) < adversary_weight(1000, 1000, 1.0) <= 1.0
+
+
+def test_a_source_adversary_needs_a_linear_classifier_to_read(tmp_path):
+    from dataclasses import replace
+
+    from detectors.training import trainer
+
+    recipe = replace(trainer.RECIPES[("specxnet", "small")], source_adversary=1.0)  # SpecXNet's head is no Linear
+    with pytest.raises(ValueError, match="no linear `classifier`"):
+        trainer.Trainer("specxnet", "small", tmp_path, trainer.setup_run(tmp_path, "cpu"), recipe=recipe)
+
+
+
+def test_train_recipe_changes_are_applied_by_name_and_a_wrong_field_is_refused_before_any_data_is_read(tmp_path, capsys):
+    from detectors.cli import main
+    from detectors.training.trainer import RECIPES, recipe_with
+
+    changed = recipe_with(RECIPES[("effnet", "small")], {"source_adversary": 0.5, "mix": {"self-blended": 0.6, "gan": 0.4}})
+    assert changed.source_adversary == 0.5 and changed.mix == (("self-blended", 0.6), ("gan", 0.4))
+    assert changed.lr == RECIPES[("effnet", "small")].lr  # the rest stays
+    with pytest.raises(ValueError, match="not a recipe field: adversary"):
+        recipe_with(RECIPES[("effnet", "small")], {"adversary": 1.0})
+    missing = tmp_path / "no-data"
+    for bad, says in (('{"adversary": 1}', "not a recipe field"), ("[1, 2]", "expected a JSON object"), ("{oops", "Expecting")):
+        code = main(["train", "--detector", "effnet", "--data", str(missing), "--out", str(tmp_path / "run"), "--recipe", bad])
+        err = capsys.readouterr().err
+        assert code == 2 and says in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
