@@ -42,6 +42,7 @@ self-blends of FF++ reals alone, which on our data called clean GAN faces real (
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -230,15 +231,7 @@ SMALL_CONFIG = ModelConfig(
     paper="EfficientNet-Lite (Tan & Le 2019; Google's Lite builder) fine-tuned as in Self-Blended Images "
           "(Shiohara & Yamasaki, CVPR 2022)",
 )
-PAPER_CONFIG = ModelConfig(
-    name="effnet",
-    variant="paper",
-    input_size=224,
-    mean=IMAGENET_MEAN,
-    std=IMAGENET_STD,
-    arch={"scale": "lite2"},
-    paper=SMALL_CONFIG.paper,
-)
+PAPER_CONFIG = replace(SMALL_CONFIG, variant="paper", input_size=224, arch={"scale": "lite2"})
 
 
 def _created(config: ModelConfig, overrides: dict[str, Any]) -> EfficientNetLite:

@@ -62,8 +62,11 @@ def thresholds_of(calibration) -> Thresholds:
     return Thresholds(calibration.decision, calibration.uncertain_low, calibration.uncertain_high)
 
 
+DEFAULT_CLIP_RULE = "trimmed"
+
+
 def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = None, members: bool = False,
-                          clips: bool = True, clip_rule: str | None = None, clip_splits: tuple[str, ...] = ("val",),
+                          clips: bool = True, clip_rule: str = DEFAULT_CLIP_RULE, clip_splits: tuple[str, ...] = ("val",),
                           clip_logits: str | None = None) -> Path:
     result = registry.load_all(device=torch.device(device))
     if not result.detectors:
@@ -90,14 +93,11 @@ def fit_and_save_ensemble(cache: str, device: str = "cpu", path: Path | None = N
     path.write_text(json.dumps(report, indent=2) + "\n")
     if clips and clip_sets(load_all(cache)):  # the clip rule is fitted on this very ensemble rule's frame scores
         try:
-            print(fit_and_save_clip_rule(cache, path, rule=clip_rule or DEFAULT_CLIP_RULE, splits=clip_splits,
+            print(fit_and_save_clip_rule(cache, path, rule=clip_rule, splits=clip_splits,
                                          logits_file=clip_logits, detectors=result.detectors)[1], file=sys.stderr)
         except SystemExit as reason:  # too few validation clips: the ensemble stands, clips keep the faces' levels
             print(f"no clip rule: {reason}", file=sys.stderr)
     return path
-
-
-DEFAULT_CLIP_RULE = "trimmed"
 
 
 def fit_and_save_clip_rule(cache: str, path: Path | None = None, device: str = "cpu", rule: str = DEFAULT_CLIP_RULE,
